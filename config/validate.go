@@ -1,0 +1,256 @@
+package config
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/robfig/cron/v3"
+	"go.yaml.in/yaml/v3"
+)
+
+var reRepo = regexp.MustCompile(`^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$`)
+
+func (c *Config) validate(root *yaml.Node) Errors {
+	var errs Errors
+	fail := func(field, format string, args ...any) {
+		errs = append(errs, &Error{File: c.File, Line: lineOf(root, field), Field: field, Msg: fmt.Sprintf(format, args...)})
+	}
+
+	if c.DataDir == "" {
+		fail("data_dir", "must not be empty")
+	}
+	c.DataDir = c.resolvePath(c.DataDir)
+	if c.Socket == "" {
+		c.Socket = filepath.Join(c.DataDir, "patchctl.sock")
+	} else {
+		c.Socket = c.resolvePath(c.Socket)
+	}
+	if _, err := slogLevel(c.Log.Level); err != nil {
+		fail("log.level", "%v", err)
+	}
+	if c.Log.Format != "text" && c.Log.Format != "json" {
+		fail("log.format", "must be text or json, not %q", c.Log.Format)
+	}
+	if c.Metrics.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.Metrics.Listen); err != nil {
+			fail("metrics.listen", "must be host:port: %v", err)
+		}
+	}
+
+	if err := checkURL(c.GitHub.APIURL); err != nil {
+		fail("github.api_url", "%v", err)
+	} else if !strings.HasSuffix(c.GitHub.APIURL, "/") {
+		c.GitHub.APIURL += "/"
+	}
+	if c.GitHub.Timeout <= 0 {
+		fail("github.timeout", "must be positive")
+	}
+	tok, err := resolveSecret(c, c.GitHub.Token, c.GitHub.TokenFile, c.GitHub.TokenEnv)
+	if err != nil {
+		fail(secretField("github.token", c.GitHub.TokenFile, c.GitHub.TokenEnv), "%v", err)
+	}
+	c.GitHub.Token = tok
+
+	if _, err := ParseSchedule(c.Tracker.Schedule); err != nil {
+		fail("tracker.schedule", "%v", err)
+	}
+	if c.Tracker.Jitter < 0 {
+		fail("tracker.jitter", "must not be negative")
+	}
+	if len(c.Tracker.Sources) == 0 {
+		c.Tracker.Sources = append([]Source(nil), DefaultSources...)
+	}
+	seen := map[string]bool{}
+	for i := range c.Tracker.Sources {
+		s := &c.Tracker.Sources[i]
+		field := fmt.Sprintf("tracker.sources[%d]", i)
+		if !reRepo.MatchString(s.Repo) {
+			fail(field+".repo", "must be owner/name, not %q", s.Repo)
+		}
+		if seen[s.Repo] {
+			fail(field+".repo", "%s is listed twice", s.Repo)
+		}
+		seen[s.Repo] = true
+		s.Dir = c.resolvePath(s.Dir)
+	}
+
+	hook, err := resolveSecret(c, c.Slack.WebhookURL, c.Slack.WebhookURLFile, c.Slack.WebhookURLEnv)
+	if err != nil {
+		fail(secretField("slack.webhook_url", c.Slack.WebhookURLFile, c.Slack.WebhookURLEnv), "%v", err)
+	} else if hook != "" {
+		if err := checkURL(string(hook)); err != nil {
+			// The URL is the secret: say what is wrong without repeating it.
+			fail("slack.webhook_url", "not a valid http(s) URL")
+		}
+	}
+	c.Slack.WebhookURL = hook
+	token, err := resolveSecret(c, c.Slack.Token, c.Slack.TokenFile, c.Slack.TokenEnv)
+	if err != nil {
+		fail(secretField("slack.token", c.Slack.TokenFile, c.Slack.TokenEnv), "%v", err)
+	}
+	c.Slack.Token = token
+	switch {
+	case hook != "" && token != "":
+		fail("slack", "set either webhook_url or token with channel, not both")
+	case token != "" && c.Slack.Channel == "":
+		fail("slack.channel", "is required with a bot token")
+	case token == "" && c.Slack.Channel != "" && hook == "":
+		fail("slack.token", "is required with a channel")
+	}
+	if err := checkURL(c.Slack.APIURL); err != nil {
+		fail("slack.api_url", "%v", err)
+	} else if !strings.HasSuffix(c.Slack.APIURL, "/") {
+		c.Slack.APIURL += "/"
+	}
+	if c.Slack.Timeout <= 0 {
+		fail("slack.timeout", "must be positive")
+	}
+	if c.Notify.MaxAttempts < 1 {
+		fail("notify.max_attempts", "must be at least 1")
+	}
+	if c.Notify.MinBackoff <= 0 || c.Notify.MaxBackoff < c.Notify.MinBackoff {
+		fail("notify.max_backoff", "backoffs must be positive and max_backoff >= min_backoff")
+	}
+	if c.Notify.Interval <= 0 {
+		fail("notify.interval", "must be positive")
+	}
+	if c.Shutdown <= 0 {
+		fail("shutdown_timeout", "must be positive")
+	}
+	return errs
+}
+
+func checkURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return fmt.Errorf("not a URL: %v", err)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("must be an http(s) URL, not %q", s)
+	}
+	return nil
+}
+
+// secretField names the key a secret came from, for error messages.
+func secretField(base, file, env string) string {
+	switch {
+	case file != "":
+		return base + "_file"
+	case env != "":
+		return base + "_env"
+	}
+	return base
+}
+
+// resolveSecret takes a secret from exactly one of its value, a file, or an environment
+// variable. Errors never contain the secret.
+func resolveSecret(c *Config, value Secret, file, env string) (Secret, error) {
+	set := 0
+	for _, s := range []string{string(value), file, env} {
+		if s != "" {
+			set++
+		}
+	}
+	if set > 1 {
+		return "", fmt.Errorf("set only one of the value, _file and _env")
+	}
+	switch {
+	case file != "":
+		raw, err := os.ReadFile(c.resolvePath(file))
+		if err != nil {
+			return "", fmt.Errorf("read secret file: %w", err)
+		}
+		v := strings.TrimSpace(string(raw))
+		if v == "" {
+			return "", fmt.Errorf("secret file %s is empty", file)
+		}
+		return Secret(v), nil
+	case env != "":
+		v := strings.TrimSpace(os.Getenv(env))
+		if v == "" {
+			return "", fmt.Errorf("environment variable %s is empty or unset", env)
+		}
+		return Secret(v), nil
+	}
+	return value, nil
+}
+
+var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+
+// ParseSchedule parses a 5-field cron spec or descriptor, honouring a CRON_TZ= prefix.
+// robfig/cron panics on some malformed TZ= prefixes; that becomes an error here.
+func ParseSchedule(spec string) (s cron.Schedule, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s, err = nil, fmt.Errorf("invalid schedule %q", spec)
+		}
+	}()
+	if strings.TrimSpace(spec) == "" {
+		return nil, fmt.Errorf("must not be empty")
+	}
+	s, err = cronParser.Parse(spec)
+	if err != nil {
+		return nil, fmt.Errorf("invalid schedule %q: %v", spec, err)
+	}
+	return s, nil
+}
+
+// SlogLevel returns the configured log level.
+func (l Log) SlogLevel() slog.Level {
+	lv, _ := slogLevel(l.Level)
+	return lv
+}
+
+func slogLevel(s string) (slog.Level, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("must be debug, info, warn or error, not %q", s)
+	}
+	return lv, nil
+}
+
+// lineOf finds the line of a dotted field path (a.b[2].c) in the document; when the exact
+// node is missing it returns the line of the deepest ancestor present, 0 for none.
+func lineOf(root *yaml.Node, path string) int {
+	if root == nil || len(root.Content) == 0 {
+		return 0
+	}
+	n := root.Content[0]
+	line := 0
+	for _, part := range strings.Split(path, ".") {
+		name, idx := part, -1
+		if i := strings.IndexByte(part, '['); i >= 0 && strings.HasSuffix(part, "]") {
+			name = part[:i]
+			idx, _ = strconv.Atoi(part[i+1 : len(part)-1])
+		}
+		next := (*yaml.Node)(nil)
+		if n.Kind == yaml.MappingNode {
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				if n.Content[i].Value == name {
+					line = n.Content[i].Line
+					next = n.Content[i+1]
+					break
+				}
+			}
+		}
+		if next == nil {
+			return line
+		}
+		n = next
+		if idx >= 0 {
+			if n.Kind != yaml.SequenceNode || idx >= len(n.Content) {
+				return line
+			}
+			n = n.Content[idx]
+			line = n.Line
+		}
+	}
+	return line
+}
