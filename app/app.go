@@ -1,0 +1,212 @@
+// Package app assembles patchctl from its configuration: the store, the tracker, the
+// notifier outbox, the scheduler, the metrics endpoint and the unix-socket API. The daemon
+// runs one App; a CLI command either asks the daemon over the socket or, when none runs,
+// opens a short-lived App of its own. Signals stay in cmd/patchctl so tests can embed an App.
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/robfig/cron/v3"
+
+	"github.com/patchctl/patchctl/config"
+	"github.com/patchctl/patchctl/store"
+)
+
+// Version is patchctl's version, set at build time with -ldflags "-X ...app.Version=v1.2.3".
+var Version = "dev"
+
+// Options are what an App needs besides its configuration.
+type Options struct {
+	Logger *slog.Logger
+	Now    func() time.Time
+	// StoreTimeout bounds the wait for the store's lock (default 1s).
+	StoreTimeout time.Duration
+}
+
+// App is an assembled patchctl.
+type App struct {
+	cfg     *config.Config
+	log     *slog.Logger
+	now     func() time.Time
+	store   *store.Store
+	reg     *prometheus.Registry
+	methods map[string]method
+	started time.Time
+
+	mu       sync.Mutex
+	jobs     []job // scheduled by the daemon
+	cron     *cron.Cron
+	loops    []func(ctx context.Context)
+	closers  []func() error
+	listener string // socket the daemon serves, once serving
+}
+
+// Open opens the store and builds every component. It fails with store.ErrLocked when
+// another process (normally the daemon) holds the store.
+func Open(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	st, err := store.Open(ctx, cfg.StorePath(), store.Options{Timeout: opts.StoreTimeout, Now: opts.Now})
+	if err != nil {
+		return nil, err
+	}
+	a := &App{
+		cfg:     cfg,
+		log:     opts.Logger,
+		now:     opts.Now,
+		store:   st,
+		reg:     prometheus.NewRegistry(),
+		methods: map[string]method{},
+		started: opts.Now(),
+	}
+	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	for _, setup := range components {
+		if err := setup(ctx, a); err != nil {
+			a.Close()
+			return nil, err
+		}
+	}
+	return a, nil
+}
+
+// components build the parts of an App in order; each registers its methods and jobs.
+var components = []func(ctx context.Context, a *App) error{
+	setupCore,
+}
+
+// Close releases the store and whatever components hold.
+func (a *App) Close() error {
+	var errs []error
+	for i := len(a.closers) - 1; i >= 0; i-- {
+		errs = append(errs, a.closers[i]())
+	}
+	errs = append(errs, a.store.Close())
+	return errors.Join(errs...)
+}
+
+// Store exposes the store to tests and to in-process callers.
+func (a *App) Store() *store.Store { return a.store }
+
+// Registry is the metrics registry.
+func (a *App) Registry() *prometheus.Registry { return a.reg }
+
+// method is one API call: JSON arguments in, a JSON-encodable result out.
+type method func(ctx context.Context, args json.RawMessage) (any, error)
+
+// handle registers a typed method.
+func handle[A any](a *App, name string, fn func(ctx context.Context, args A) (any, error)) {
+	a.methods[name] = func(ctx context.Context, raw json.RawMessage) (any, error) {
+		var args A
+		if len(raw) > 0 && string(raw) != "null" {
+			if err := json.Unmarshal(raw, &args); err != nil {
+				return nil, &Error{Kind: KindUsage, Msg: fmt.Sprintf("bad arguments for %s: %v", name, err)}
+			}
+		}
+		return fn(ctx, args)
+	}
+}
+
+// Call runs a method in this process and returns its JSON result, exactly as the daemon
+// would return it over the socket.
+func (a *App) Call(ctx context.Context, name string, args json.RawMessage) (json.RawMessage, error) {
+	m, ok := a.methods[name]
+	if !ok {
+		return nil, &Error{Kind: KindUsage, Msg: fmt.Sprintf("unknown method %q", name)}
+	}
+	res, err := m(ctx, args)
+	if err != nil {
+		return nil, err
+	}
+	out, err := json.Marshal(res)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s result: %w", name, err)
+	}
+	return out, nil
+}
+
+// Error kinds carried across the socket, so the CLI exits the same way whether the daemon
+// or the CLI itself ran the method.
+const (
+	KindUsage       = "usage"
+	KindFailed      = "failed"
+	KindUnavailable = "unavailable"
+)
+
+// Error is a method failure with a kind.
+type Error struct {
+	Kind string `json:"kind"`
+	Msg  string `json:"error"`
+}
+
+func (e *Error) Error() string { return e.Msg }
+
+// job is a scheduled task of the daemon.
+type job struct {
+	name     string
+	schedule string // cron spec
+	jitter   time.Duration
+	run      func(ctx context.Context) error
+}
+
+func (a *App) addJob(j job) { a.jobs = append(a.jobs, j) }
+
+// Status is what `patchctl status` shows about the daemon and the store.
+type Status struct {
+	Version     string            `json:"version"`
+	Daemon      bool              `json:"daemon"`
+	Started     time.Time         `json:"started"`
+	Store       string            `json:"store"`
+	Schema      uint64            `json:"schema"`
+	Socket      string            `json:"socket,omitempty"`
+	Polls       []store.PollState `json:"polls"`
+	OutboxDepth int               `json:"outbox_depth"`
+	NextRuns    map[string]string `json:"next_runs,omitempty"`
+}
+
+func setupCore(_ context.Context, a *App) error {
+	handle(a, "status", func(ctx context.Context, _ struct{}) (any, error) {
+		st := Status{Version: Version, Started: a.started, Store: a.store.Path()}
+		a.mu.Lock()
+		st.Socket = a.listener
+		st.Daemon = a.listener != ""
+		a.mu.Unlock()
+		if st.Daemon {
+			st.NextRuns = a.nextRuns()
+		}
+		var err error
+		if st.Schema, err = a.store.Schema(ctx); err != nil {
+			return nil, err
+		}
+		err = a.store.View(ctx, func(tx *store.Tx) error {
+			if st.Polls, err = tx.PollStates(); err != nil {
+				return err
+			}
+			items, err := tx.Outbox(true)
+			st.OutboxDepth = len(items)
+			return err
+		})
+		return st, err
+	})
+	handle(a, "events", func(ctx context.Context, f store.EventFilter) (any, error) {
+		var evs []store.Event
+		err := a.store.View(ctx, func(tx *store.Tx) (err error) {
+			evs, err = tx.Events(f)
+			return err
+		})
+		return evs, err
+	})
+	return nil
+}

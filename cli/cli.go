@@ -1,0 +1,279 @@
+// Package cli holds patchctl's subcommands. Each is a small type with Run(ctx); Main parses
+// the command line, runs one, and maps its error to an exit code.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/patchctl/patchctl/config"
+	"github.com/patchctl/patchctl/store"
+)
+
+// Exit codes, documented in README.md and `patchctl help`.
+const (
+	ExitOK          = 0 // success
+	ExitFailure     = 1 // the command ran and found a problem (lint errors, unreachable hosts, failed deploy)
+	ExitUsage       = 2 // bad flags, arguments or configuration
+	ExitUnavailable = 3 // the store is locked and no daemon answers, or the store is damaged
+)
+
+// IO is where a command reads and writes.
+type IO struct {
+	In       io.Reader
+	Out, Err io.Writer
+	Getenv   func(string) string
+}
+
+// Stdio is the process's own standard streams and environment.
+func Stdio() IO { return IO{In: os.Stdin, Out: os.Stdout, Err: os.Stderr, Getenv: os.Getenv} }
+
+// Env is what every command shares: streams, global flags, and lazily loaded configuration.
+type Env struct {
+	IO
+	ConfigPath string
+	Output     string // text or json
+	LogLevel   string
+	cfg        *config.Config
+}
+
+// Config loads the configuration once. A missing file at the default location means defaults.
+func (e *Env) Config() (*config.Config, error) {
+	if e.cfg != nil {
+		return e.cfg, nil
+	}
+	path := e.ConfigPath
+	explicit := path != ""
+	if !explicit {
+		path = e.Getenv("PATCHCTL_CONFIG")
+		explicit = path != ""
+	}
+	if !explicit {
+		path = DefaultConfigPath
+	}
+	cfg, err := config.LoadFile(path)
+	if err != nil {
+		if !explicit && errors.Is(err, os.ErrNotExist) {
+			cfg, err = config.Parse("(defaults)", strings.NewReader(""))
+		}
+		if err != nil {
+			return nil, usageErr(err)
+		}
+	}
+	e.cfg = cfg
+	return cfg, nil
+}
+
+// Logger writes to stderr at the configured level (flag over file).
+func (e *Env) Logger() *slog.Logger {
+	level := e.LogLevel
+	format := "text"
+	if e.cfg != nil {
+		if level == "" {
+			level = e.cfg.Log.Level
+		}
+		format = e.cfg.Log.Format
+	}
+	var lv slog.Level
+	if level == "" || lv.UnmarshalText([]byte(level)) != nil {
+		lv = slog.LevelWarn
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(e.Err, opts))
+	}
+	return slog.New(slog.NewTextHandler(e.Err, opts))
+}
+
+// DefaultConfigPath is read when neither --config nor PATCHCTL_CONFIG is given.
+const DefaultConfigPath = "/etc/patchctl/patchctl.yml"
+
+// Command is one subcommand, ready to run once its flags are parsed.
+type Command interface {
+	Run(ctx context.Context) error
+}
+
+// spec describes a subcommand for dispatch, help and completion.
+type spec struct {
+	name     string // may have two words: "notify test"
+	args     string // positional arguments, for usage
+	synopsis string
+	// build returns the command with its flags registered on fs.
+	build func(env *Env, fs *flag.FlagSet) Command
+}
+
+// usageError makes Main exit 2.
+type usageError struct{ err error }
+
+func (u usageError) Error() string { return u.err.Error() }
+func (u usageError) Unwrap() error { return u.err }
+
+func usageErr(err error) error { return usageError{err} }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
+
+// failure makes Main exit 1 without printing anything more (the command already reported).
+var errFailed = errors.New("failed")
+
+// Main runs one command line and returns the exit code.
+func Main(ctx context.Context, args []string, io IO) int {
+	if io.Getenv == nil {
+		io.Getenv = os.Getenv
+	}
+	env := &Env{IO: io}
+	global := flag.NewFlagSet("patchctl", flag.ContinueOnError)
+	global.SetOutput(io.Err)
+	env.globalFlags(global)
+	global.Usage = func() { printUsage(io.Err) }
+	if err := global.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return ExitOK
+		}
+		return ExitUsage
+	}
+	rest := global.Args()
+	if len(rest) == 0 {
+		printUsage(io.Err)
+		return ExitUsage
+	}
+	sp, n := lookup(rest)
+	if sp == nil {
+		fmt.Fprintf(io.Err, "patchctl: unknown command %q\nRun 'patchctl help' for the list of commands.\n", strings.Join(rest[:min(2, len(rest))], " "))
+		return ExitUsage
+	}
+	fs := flag.NewFlagSet("patchctl "+sp.name, flag.ContinueOnError)
+	fs.SetOutput(io.Err)
+	env.globalFlags(fs)
+	cmd := sp.build(env, fs)
+	fs.Usage = func() { printCommandUsage(io.Err, sp, fs) }
+	if err := fs.Parse(interleave(fs, rest[n:])); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return ExitOK
+		}
+		return ExitUsage
+	}
+	if env.Output != "text" && env.Output != "json" && !(sp.name == "lint" && env.Output == "sarif") {
+		fmt.Fprintf(io.Err, "patchctl %s: -o must be text or json, not %q\n", sp.name, env.Output)
+		return ExitUsage
+	}
+	if pa, ok := cmd.(interface{ SetArgs([]string) error }); ok {
+		if err := pa.SetArgs(fs.Args()); err != nil {
+			fmt.Fprintf(io.Err, "patchctl %s: %v\n", sp.name, err)
+			return ExitUsage
+		}
+	} else if fs.NArg() > 0 {
+		fmt.Fprintf(io.Err, "patchctl %s: unexpected argument %q\n", sp.name, fs.Arg(0))
+		return ExitUsage
+	}
+	return exitCode(io.Err, sp.name, cmd.Run(ctx))
+}
+
+func (e *Env) globalFlags(fs *flag.FlagSet) {
+	fs.StringVar(&e.ConfigPath, "config", e.ConfigPath, "configuration `file` (default $PATCHCTL_CONFIG or "+DefaultConfigPath+")")
+	if e.Output == "" {
+		e.Output = "text"
+	}
+	fs.StringVar(&e.Output, "o", e.Output, "output `format`: text or json")
+	fs.StringVar(&e.LogLevel, "log-level", e.LogLevel, "log `level`: debug, info, warn, error")
+}
+
+// interleave lets flags follow positional arguments (`lint a.yml -o json`), as people type them.
+func interleave(fs *flag.FlagSet, args []string) []string {
+	var flags, pos []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			pos = append(pos, args[i+1:]...)
+			break
+		}
+		if !strings.HasPrefix(a, "-") || a == "-" {
+			pos = append(pos, a)
+			continue
+		}
+		flags = append(flags, a)
+		name := strings.TrimLeft(a, "-")
+		if strings.Contains(name, "=") {
+			continue
+		}
+		if f := fs.Lookup(name); f != nil && i+1 < len(args) {
+			if bf, ok := f.Value.(interface{ IsBoolFlag() bool }); !ok || !bf.IsBoolFlag() {
+				flags = append(flags, args[i+1])
+				i++
+			}
+		}
+	}
+	return append(append(flags, "--"), pos...)
+}
+
+func exitCode(w io.Writer, name string, err error) int {
+	var ue usageError
+	switch {
+	case err == nil:
+		return ExitOK
+	case errors.Is(err, errFailed):
+		return ExitFailure
+	case errors.As(err, &ue):
+		fmt.Fprintf(w, "patchctl %s: %v\n", name, err)
+		return ExitUsage
+	case errors.Is(err, store.ErrLocked), errors.Is(err, store.ErrCorrupt), errors.Is(err, store.ErrTooNew), errors.Is(err, errNoDaemon):
+		fmt.Fprintf(w, "patchctl %s: %v\n", name, err)
+		return ExitUnavailable
+	case errors.Is(err, context.Canceled):
+		fmt.Fprintf(w, "patchctl %s: interrupted\n", name)
+		return ExitFailure
+	}
+	fmt.Fprintf(w, "patchctl %s: %v\n", name, err)
+	return ExitFailure
+}
+
+func lookup(args []string) (*spec, int) {
+	if len(args) >= 2 {
+		two := args[0] + " " + args[1]
+		for i := range commands {
+			if commands[i].name == two {
+				return &commands[i], 2
+			}
+		}
+	}
+	for i := range commands {
+		if commands[i].name == args[0] {
+			return &commands[i], 1
+		}
+	}
+	return nil, 0
+}
+
+func printUsage(w io.Writer) {
+	fmt.Fprintf(w, "patchctl keeps fleets of twemproxy (nutcracker) patched safely.\n\nUsage: patchctl [--config FILE] COMMAND [flags] [args]\n\nCommands:\n")
+	names := make([]string, 0, len(commands))
+	width := 0
+	for _, c := range commands {
+		names = append(names, c.name)
+		width = max(width, len(c.name))
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		sp, _ := lookup(strings.Fields(n))
+		fmt.Fprintf(w, "  %-*s  %s\n", width, n, sp.synopsis)
+	}
+	fmt.Fprintf(w, "\nRun 'patchctl COMMAND --help' for a command's flags.\n\n%s", exitCodeHelp)
+}
+
+const exitCodeHelp = `Exit codes:
+  0  success
+  1  the command ran and found a problem (lint errors, unreachable servers, failed deploy)
+  2  bad flags, arguments or configuration
+  3  the store is locked and no daemon answers, or the store is damaged
+`
+
+func printCommandUsage(w io.Writer, sp *spec, fs *flag.FlagSet) {
+	fmt.Fprintf(w, "Usage: patchctl %s [flags] %s\n\n%s\n\nFlags:\n", sp.name, sp.args, sp.synopsis)
+	fs.PrintDefaults()
+}

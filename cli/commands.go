@@ -1,0 +1,163 @@
+package cli
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"github.com/patchctl/patchctl/app"
+	"github.com/patchctl/patchctl/store"
+)
+
+// commands is every subcommand; help and completion are generated from it.
+var commands []spec
+
+func init() {
+	// Assigned in init because help and completion read the table they belong to.
+	commands = []spec{
+		{name: "daemon", synopsis: "run the daemon: scheduled polls, alerts, API socket, metrics",
+			build: func(env *Env, fs *flag.FlagSet) Command { return &daemonCmd{env: env} }},
+		{name: "status", synopsis: "show the daemon, the store and the latest polls",
+			build: func(env *Env, fs *flag.FlagSet) Command { return &statusCmd{env: env} }},
+		{name: "events", synopsis: "show the event log: what happened, when, why",
+			build: newEventsCmd},
+		{name: "version", synopsis: "print patchctl's version",
+			build: func(env *Env, fs *flag.FlagSet) Command { return &versionCmd{env: env} }},
+		{name: "completion", args: "bash|zsh|fish", synopsis: "print a shell completion script",
+			build: func(env *Env, fs *flag.FlagSet) Command { return &completionCmd{env: env} }},
+		{name: "help", args: "[COMMAND]", synopsis: "show help for patchctl or a command",
+			build: func(env *Env, fs *flag.FlagSet) Command { return &helpCmd{env: env} }},
+	}
+}
+
+// call runs an API method in the daemon, or locally when no daemon runs.
+func (e *Env) call(ctx context.Context, method string, args, result any) error {
+	cfg, err := e.Config()
+	if err != nil {
+		return err
+	}
+	err = app.Do(ctx, cfg, app.Options{Logger: e.Logger()}, method, args, result)
+	if ae, ok := err.(*app.Error); ok {
+		switch ae.Kind {
+		case app.KindUsage:
+			return usageErr(ae)
+		case app.KindUnavailable:
+			return fmt.Errorf("%w: %s", errNoDaemon, ae.Msg)
+		}
+	}
+	return err
+}
+
+var errNoDaemon = app.ErrNoDaemon
+
+type daemonCmd struct{ env *Env }
+
+func (c *daemonCmd) Run(ctx context.Context) error {
+	cfg, err := c.env.Config()
+	if err != nil {
+		return err
+	}
+	log := c.env.Logger()
+	warnIfRoot(log)
+	a, err := app.Open(ctx, cfg, app.Options{Logger: log})
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	return a.Serve(ctx, nil)
+}
+
+type statusCmd struct{ env *Env }
+
+func (c *statusCmd) Run(ctx context.Context) error {
+	var st app.Status
+	if err := c.env.call(ctx, "status", nil, &st); err != nil {
+		return err
+	}
+	return c.env.emit(st, func(w io.Writer) {
+		mode := "not running (read the store directly)"
+		if st.Daemon {
+			mode = "running, socket " + st.Socket
+		}
+		row(w, "patchctl", st.Version)
+		row(w, "daemon", mode)
+		row(w, "store", fmt.Sprintf("%s (schema %d)", st.Store, st.Schema))
+		row(w, "outbox", fmt.Sprintf("%d pending", st.OutboxDepth))
+		names := make([]string, 0, len(st.NextRuns))
+		for n := range st.NextRuns {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			row(w, "next "+n, st.NextRuns[n])
+		}
+		for _, p := range st.Polls {
+			outcome := p.LastOutcome
+			if p.LastError != "" {
+				outcome += ": " + p.LastError
+			}
+			row(w, "source "+p.Source, fmt.Sprintf("last poll %s, %s", cell(p.LastAttempt), outcome))
+		}
+	})
+}
+
+type eventsCmd struct {
+	env    *Env
+	filter store.EventFilter
+}
+
+func newEventsCmd(env *Env, fs *flag.FlagSet) Command {
+	c := &eventsCmd{env: env}
+	fs.StringVar(&c.filter.Kind, "kind", "", "only events of this `kind`, or a prefix ending in '.' (e.g. deploy.)")
+	fs.StringVar(&c.filter.Subject, "subject", "", "only events about this source or `host`")
+	fs.IntVar(&c.filter.Limit, "n", 50, "show the newest `N` events (0 = all)")
+	return c
+}
+
+func (c *eventsCmd) Run(ctx context.Context) error {
+	var evs []store.Event
+	if err := c.env.call(ctx, "events", c.filter, &evs); err != nil {
+		return err
+	}
+	return c.env.emit(evs, func(w io.Writer) {
+		row(w, "SEQ", "TIME", "KIND", "SUBJECT", "MESSAGE")
+		for _, e := range evs {
+			row(w, e.Seq, e.Time, e.Kind, e.Subject, e.Message)
+		}
+	})
+}
+
+type versionCmd struct{ env *Env }
+
+func (c *versionCmd) Run(context.Context) error {
+	return c.env.emit(map[string]string{"version": app.Version}, func(w io.Writer) {
+		fmt.Fprintln(w, "patchctl", app.Version)
+	})
+}
+
+type helpCmd struct {
+	env  *Env
+	args []string
+}
+
+func (c *helpCmd) SetArgs(args []string) error { c.args = args; return nil }
+
+func (c *helpCmd) Run(context.Context) error {
+	if len(c.args) == 0 {
+		printUsage(c.env.Out)
+		return nil
+	}
+	sp, _ := lookup(c.args)
+	if sp == nil {
+		return usagef("unknown command %q", strings.Join(c.args, " "))
+	}
+	fs := flag.NewFlagSet(sp.name, flag.ContinueOnError)
+	fs.SetOutput(c.env.Out)
+	c.env.globalFlags(fs)
+	sp.build(c.env, fs)
+	printCommandUsage(c.env.Out, sp, fs)
+	return nil
+}
