@@ -3,8 +3,8 @@ module github.com/patchctl/patchctl
 go 1.26
 
 require (
-	github.com/bradfitz/gomemcache v0.0.0-20260422231931-4d751bb6e37c // indirect
-	github.com/gomodule/redigo v1.9.3 // indirect
+	github.com/bradfitz/gomemcache v0.0.0-20260422231931-4d751bb6e37c
+	github.com/gomodule/redigo v1.9.3
 	github.com/google/go-github/v60 v60.0.0 // indirect
 	github.com/gorilla/websocket v1.5.3 // indirect
 	github.com/hashicorp/go-version v1.9.0 // indirect
