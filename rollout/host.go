@@ -1,0 +1,167 @@
+package rollout
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"regexp"
+	"strings"
+
+	"github.com/patchctl/patchctl/transport"
+)
+
+// Artifact is a verified nutcracker binary on this machine, ready to install.
+type Artifact struct {
+	Path    string // local file
+	Version string // what it must report with -V
+}
+
+// digest returns the sha256 of the artifact's file in hex.
+func (a Artifact) digest() (string, error) {
+	f, err := os.Open(a.Path)
+	if err != nil {
+		return "", fmt.Errorf("artifact: %w", err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("artifact %s: %w", a.Path, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// hostFS lays out slots and the current symlink under the host's root, through its
+// transport.
+type hostFS struct {
+	h HostSpec
+}
+
+func (f hostFS) current() string           { return path.Join(f.h.Root, "current") }
+func (f hostFS) slotDir(name string) string { return path.Join(f.h.Root, "slots", name) }
+func (f hostFS) binary(name string) string  { return path.Join(f.slotDir(name), "nutcracker") }
+
+func (f hostFS) run(ctx context.Context, argv ...string) (transport.Result, error) {
+	res, err := f.h.Transport.Run(ctx, argv, nil)
+	if err != nil {
+		return res, fmt.Errorf("host %s: %w", f.h.Name, err)
+	}
+	return res, nil
+}
+
+// readCurrent returns the slot the current symlink points at, "" when there is none.
+func (f hostFS) readCurrent(ctx context.Context) (string, error) {
+	res, err := f.run(ctx, "readlink", "--", f.current())
+	if err != nil {
+		if errors.As(err, new(*transport.ExitError)) {
+			return "", nil // no symlink yet
+		}
+		return "", err
+	}
+	target := strings.TrimSpace(string(res.Stdout))
+	dir, file := path.Split(target)
+	name := path.Base(dir)
+	if file != "nutcracker" || path.Base(path.Dir(path.Clean(dir))) != "slots" {
+		return "", fmt.Errorf("host %s: %s points at %q, not a slot", f.h.Name, f.current(), target)
+	}
+	return name, nil
+}
+
+// remoteDigest returns the sha256 of a file on the host, "" when it does not exist.
+func (f hostFS) remoteDigest(ctx context.Context, file string) (string, error) {
+	res, err := f.run(ctx, "sha256sum", "--", file)
+	if err != nil {
+		if errors.As(err, new(*transport.ExitError)) {
+			return "", nil
+		}
+		return "", err
+	}
+	sum, _, _ := strings.Cut(string(res.Stdout), " ")
+	return sum, nil
+}
+
+// install uploads the artifact into its slot unless the slot already holds exactly it.
+func (f hostFS) install(ctx context.Context, a Artifact, name, sha string) error {
+	bin := f.binary(name)
+	if have, err := f.remoteDigest(ctx, bin); err != nil {
+		return err
+	} else if have == sha {
+		return nil
+	}
+	if _, err := f.run(ctx, "mkdir", "-p", "-m", "0755", "--", f.slotDir(name)); err != nil {
+		return err
+	}
+	src, err := os.Open(a.Path)
+	if err != nil {
+		return fmt.Errorf("artifact: %w", err)
+	}
+	defer src.Close()
+	if err := f.h.Transport.Put(ctx, bin, src, 0o755); err != nil {
+		return fmt.Errorf("host %s: upload %s: %w", f.h.Name, bin, err)
+	}
+	have, err := f.remoteDigest(ctx, bin)
+	if err != nil {
+		return err
+	}
+	if have != sha {
+		return fmt.Errorf("host %s: %s: sha256 %s after upload, want %s", f.h.Name, bin, have, sha)
+	}
+	return nil
+}
+
+// versionLine matches nutcracker's -V banner; ≤0.4.1 ends it with CRLF.
+var versionLine = regexp.MustCompile(`(?m)^This is nutcracker-(\S+?)\r?$`)
+
+// version runs bin -V and returns the version it reports (on stderr).
+func (f hostFS) version(ctx context.Context, bin string) (string, error) {
+	res, err := f.run(ctx, bin, "-V")
+	if err != nil {
+		return "", fmt.Errorf("%s -V: %w", bin, err)
+	}
+	m := versionLine.FindSubmatch(append(res.Stderr, res.Stdout...))
+	if m == nil {
+		return "", fmt.Errorf("host %s: %s -V: no version banner in %q", f.h.Name, bin, firstLine(res.Stderr))
+	}
+	return string(m[1]), nil
+}
+
+// testConfig runs bin -t on the host's nutcracker.yml.
+func (f hostFS) testConfig(ctx context.Context, bin string) error {
+	if _, err := f.run(ctx, bin, "-t", "-c", f.h.Config); err != nil {
+		return fmt.Errorf("%s -t -c %s: %w", bin, f.h.Config, err)
+	}
+	return nil
+}
+
+// switchTo points current at a slot atomically: a new symlink under a temp name renamed
+// over the old one, so readers see the old or the new target, never none.
+func (f hostFS) switchTo(ctx context.Context, name, opID string) error {
+	tmp := path.Join(f.h.Root, ".current-"+opID)
+	target := path.Join("slots", name, "nutcracker")
+	if _, err := f.run(ctx, "ln", "-sfn", "--", target, tmp); err != nil {
+		return err
+	}
+	if _, err := f.run(ctx, "mv", "-Tf", "--", tmp, f.current()); err != nil {
+		return err
+	}
+	return nil
+}
+
+// removeSlot deletes a slot's directory.
+func (f hostFS) removeSlot(ctx context.Context, name string) error {
+	if name == "" || strings.ContainsAny(name, "/") || name == "." || name == ".." {
+		return fmt.Errorf("remove slot %q: bad name", name)
+	}
+	_, err := f.run(ctx, "rm", "-rf", "--", f.slotDir(name))
+	return err
+}
+
+func firstLine(b []byte) string {
+	line, _, _ := bytes.Cut(bytes.TrimSpace(b), []byte("\n"))
+	return string(line)
+}

@@ -1,0 +1,199 @@
+package rollout
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/patchctl/patchctl/probe"
+)
+
+// pollEvery is how often readiness is polled: fine enough that a switch costs little
+// more than nutcracker's own start-up.
+const pollEvery = 2 * time.Millisecond
+
+// errorCounters are the stats counters that must not climb during a smoke test.
+var errorCounters = map[string]bool{
+	"client_err": true, "forward_error": true, "server_ejects": true, // pool
+	"server_err": true, "server_timedout": true, // server
+}
+
+// snapshot is what a smoke test reads from the stats port.
+type snapshot struct {
+	Version  string
+	Requests int64            // sum of the servers' requests, to tell a fresh snapshot
+	Errors   map[string]int64 // "pool counter" or "pool/server counter" -> value
+}
+
+// fetchStats reads one stats document: nutcracker writes it on connect and closes.
+func fetchStats(ctx context.Context, addr string) (snapshot, error) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return snapshot{}, fmt.Errorf("stats %s: %w", addr, err)
+	}
+	defer c.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = c.SetDeadline(dl)
+	}
+	body, err := io.ReadAll(io.LimitReader(c, 16<<20))
+	if err != nil {
+		return snapshot{}, fmt.Errorf("stats %s: %w", addr, err)
+	}
+	return parseStats(addr, body)
+}
+
+func parseStats(addr string, body []byte) (snapshot, error) {
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(body, &top); err != nil {
+		return snapshot{}, fmt.Errorf("stats %s: %w", addr, err)
+	}
+	s := snapshot{Errors: map[string]int64{}}
+	if err := json.Unmarshal(top["version"], &s.Version); err != nil {
+		return snapshot{}, fmt.Errorf("stats %s: version: %w", addr, err)
+	}
+	for name, raw := range top {
+		var fields map[string]json.RawMessage
+		if json.Unmarshal(raw, &fields) != nil {
+			continue // a top-level scalar, not a pool
+		}
+		for k, v := range fields {
+			var n int64
+			if json.Unmarshal(v, &n) == nil {
+				if errorCounters[k] {
+					s.Errors[name+" "+k] = n
+				}
+				continue
+			}
+			var server map[string]int64
+			if json.Unmarshal(v, &server) != nil {
+				continue
+			}
+			s.Requests += server["requests"]
+			for sk, sv := range server {
+				if errorCounters[sk] {
+					s.Errors[name+"/"+k+" "+sk] = sv
+				}
+			}
+		}
+	}
+	return s, nil
+}
+
+// climbed lists the error counters that grew from a to b.
+func climbed(a, b snapshot) []string {
+	var out []string
+	for k, v := range b.Errors {
+		if v > a.Errors[k] {
+			out = append(out, fmt.Sprintf("%s %d→%d", k, a.Errors[k], v))
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// poll calls f every pollEvery until it returns nil or ctx ends; it returns f's last error.
+func poll(ctx context.Context, f func(ctx context.Context) error) error {
+	t := time.NewTicker(pollEvery)
+	defer t.Stop()
+	for {
+		err := f(ctx)
+		if err == nil {
+			return nil
+		}
+		if f, ok := err.(final); ok {
+			return f.error
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (after %s)", err, context.Cause(ctx))
+		case <-t.C:
+		}
+	}
+}
+
+// smoke proves the proxy on a host runs version want and serves every pool.
+func smoke(ctx context.Context, h HostSpec, pools []pool, want, opID string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeoutCause(ctx, timeout, errors.New("smoke test deadline"))
+	defer cancel()
+	var before snapshot
+	err := poll(ctx, func(ctx context.Context) error {
+		s, err := fetchStats(ctx, h.StatsAddr)
+		if err != nil {
+			return err
+		}
+		if s.Version != want {
+			return fmt.Errorf("stats %s: version %s, want %s: %w", h.StatsAddr, s.Version, want, ErrWrongVersion)
+		}
+		before = s
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrSmoke, err)
+	}
+	for _, p := range pools {
+		t := probe.Target{Addr: probeAddr(h, p), Protocol: probe.Memcache, Timeout: time.Second}
+		if p.Redis {
+			t.Protocol, t.Auth = probe.Redis, p.RedisAuth
+		}
+		key := "patchctl:smoke:" + opID + ":" + p.Name
+		err := poll(ctx, func(ctx context.Context) error {
+			// Redis gets a PING first; memcached's "version" is unsupported before 0.5.0.
+			if p.Redis {
+				if _, err := probe.Ping(ctx, t); err != nil {
+					return err
+				}
+			}
+			return probe.Canary(ctx, t, key)
+		})
+		if err != nil {
+			return fmt.Errorf("%w: pool %s: %w", ErrSmoke, p.Name, err)
+		}
+	}
+	// A snapshot taken after the canaries shows their requests; its error counters must
+	// equal those from before.
+	err = poll(ctx, func(ctx context.Context) error {
+		s, err := fetchStats(ctx, h.StatsAddr)
+		if err != nil {
+			return err
+		}
+		if s.Requests <= before.Requests {
+			return fmt.Errorf("stats %s: no refresh since the canaries", h.StatsAddr)
+		}
+		if c := climbed(before, s); len(c) > 0 {
+			return final{fmt.Errorf("stats %s: error counters climbed: %s", h.StatsAddr, strings.Join(c, ", "))}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrSmoke, err)
+	}
+	return nil
+}
+
+// final wraps an error that ends polling at once.
+type final struct{ error }
+
+// probeAddr is where patchctl reaches a pool's listen address.
+func probeAddr(h HostSpec, p pool) string {
+	if strings.HasPrefix(p.Listen, "/") {
+		return p.Listen
+	}
+	host, port, err := net.SplitHostPort(p.Listen)
+	if err != nil {
+		return p.Listen
+	}
+	switch {
+	case h.ProbeHost != "":
+		host = h.ProbeHost
+	case host == "" || host == "0.0.0.0" || host == "::":
+		host, _, _ = net.SplitHostPort(h.StatsAddr)
+	}
+	return net.JoinHostPort(host, port)
+}
