@@ -107,8 +107,8 @@ type (
 		Driver sarifDriver `json:"driver"`
 	}
 	sarifDriver struct {
-		Name           string      `json:"name"`
-		Rules          []sarifRule `json:"rules"`
+		Name  string      `json:"name"`
+		Rules []sarifRule `json:"rules"`
 	}
 	sarifRule struct {
 		ID                   string       `json:"id"`

@@ -3,11 +3,11 @@ package nutconf
 import (
 	"bytes"
 	"cmp"
-	"slices"
 	"errors"
 	"fmt"
 	"io"
 	"regexp"
+	"slices"
 	"strconv"
 
 	"go.yaml.in/yaml/v3"
