@@ -3,6 +3,7 @@ package slack
 import (
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 
 	slackgo "github.com/slack-go/slack"
@@ -52,7 +53,8 @@ func render(m notify.Message) (string, []slackgo.Block) {
 	}
 
 	if notes := strings.TrimSpace(m.Summary); notes != "" {
-		blocks = append(blocks, section(cut(mrkdwn(notes), maxSectionText)))
+		// Converting more than twice what fits is wasted work: mrkdwn shrinks text little.
+		blocks = append(blocks, section(cut(mrkdwn(notify.Truncate(notes, 2*maxSectionText)), maxSectionText)))
 	}
 
 	var ctx []string
@@ -112,6 +114,7 @@ var (
 	mdBullet  = regexp.MustCompile(`(?m)^([ \t]*)[-*+][ \t]+`)
 	mdBold    = regexp.MustCompile(`\*\*([^*\n]+)\*\*|__([^_\n]+)__`)
 	mdLink    = regexp.MustCompile(`\[([^\]\n]+)\]\((https?://[^)\s]+)\)`)
+	linkMark  = regexp.MustCompile("\x00[0-9]+\x00")
 )
 
 // mrkdwn converts the GitHub Markdown of release notes to Slack's mrkdwn: headings and
@@ -131,10 +134,10 @@ func mrkdwn(md string) string {
 	s = mdBold.ReplaceAllString(s, "*$1$2*")
 	s = mdHeading.ReplaceAllString(s, "*$1*")
 	s = mdBullet.ReplaceAllString(s, "$1• ")
-	for i, l := range links {
-		s = strings.Replace(s, fmt.Sprintf("\x00%d\x00", i), l, 1)
-	}
-	return s
+	return linkMark.ReplaceAllStringFunc(s, func(mark string) string {
+		i, _ := strconv.Atoi(mark[1 : len(mark)-1])
+		return links[i]
+	})
 }
 
 // cut truncates mrkdwn to max characters without leaving half a link or entity behind,
