@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
+	"time"
 
 	slackgo "github.com/slack-go/slack"
 
@@ -25,7 +28,7 @@ var retryableCodes = map[string]bool{
 
 // Bot posts with a bot token (xoxb-…, scope chat:write) through chat.postMessage. Unlike a
 // webhook it learns the message's timestamp, which threads replies under it. The token
-// never appears in errors, logs or the printed form of a Bot.
+// never appears in errors, logs or the printed form of a Bot. A Bot is safe for concurrent use.
 type Bot struct {
 	api     *slackgo.Client
 	channel string
@@ -46,7 +49,13 @@ func NewBot(token, channel string, opts ...Option) (*Bot, error) {
 	if err != nil {
 		return nil, err
 	}
-	apiOpts := []slackgo.Option{slackgo.OptionHTTPClient(s.client)}
+	client := *s.client // a copy: the caller's client stays as it was
+	next := client.Transport
+	if next == nil {
+		next = http.DefaultTransport
+	}
+	client.Transport = retryAfterSeconds{next: next}
+	apiOpts := []slackgo.Option{slackgo.OptionHTTPClient(&client)}
 	if s.apiURL != "" {
 		apiOpts = append(apiOpts, slackgo.OptionAPIURL(s.apiURL))
 	}
@@ -93,6 +102,20 @@ func (b *Bot) GoString() string { return b.String() }
 
 // LogValue keeps slog from printing the token.
 func (b *Bot) LogValue() slog.Value { return slog.StringValue(b.String()) }
+
+// retryAfterSeconds rewrites a 429's Retry-After to whole seconds: the Slack library reads
+// only that form and fails the call with a parse error, which looks permanent, on an HTTP
+// date (as a proxy in front of Slack may send).
+type retryAfterSeconds struct{ next http.RoundTripper }
+
+func (t retryAfterSeconds) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.next.RoundTrip(req)
+	if err == nil && resp.StatusCode == http.StatusTooManyRequests && resp.Header.Get("Retry-After") != "" {
+		after := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+		resp.Header.Set("Retry-After", strconv.Itoa(int(after/time.Second)))
+	}
+	return resp, err
+}
 
 // classify maps the Slack library's errors to retryable or permanent ones.
 func classify(method string, err error) error {

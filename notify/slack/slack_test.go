@@ -136,6 +136,8 @@ func TestBotAnswers(t *testing.T) {
 		{"internal error", 200, "", `{"ok":false,"error":"internal_error"}`, want{retry: true, code: "internal_error"}},
 		{"ratelimited in body", 200, "", `{"ok":false,"error":"ratelimited"}`, want{retry: true, code: "ratelimited"}},
 		{"429", 429, "Retry-After: 4", `{"ok":false,"error":"ratelimited"}`, want{retry: true, after: 4 * time.Second, code: "ratelimited"}},
+		{"429 with a date", 429, "Retry-After: Mon, 02 Jan 2006 15:04:05 GMT", "", want{retry: true, code: "ratelimited"}},
+		{"429 with garbage", 429, "Retry-After: soon", "", want{retry: true, code: "ratelimited"}},
 		{"403", 403, "", "Forbidden", want{}},
 		{"502", 502, "", "<html>Bad Gateway</html>", want{retry: true}},
 	} {

@@ -23,7 +23,7 @@ import (
 const maxErrorBody = 512
 
 // Webhook posts to a Slack incoming webhook. The URL is a credential: it never appears in
-// errors, logs or the printed form of a Webhook.
+// errors, logs or the printed form of a Webhook. A Webhook is safe for concurrent use.
 type Webhook struct {
 	url      string
 	redacted string // scheme://host/…, for messages
