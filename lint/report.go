@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/hashicorp/go-version"
 )
@@ -144,8 +146,21 @@ type (
 
 const sarifSchema = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 
+// sarifURI turns a file name into a URI reference: relative names stay relative (code
+// scanning resolves them against the repository root), absolute ones become file URIs.
+func sarifURI(name string) string {
+	u := url.URL{Path: filepath.ToSlash(name)}
+	if filepath.IsAbs(name) {
+		u.Scheme = "file"
+		if !strings.HasPrefix(u.Path, "/") {
+			u.Path = "/" + u.Path // Windows drive letters
+		}
+	}
+	return u.String()
+}
+
 // WriteSARIF writes a SARIF 2.1.0 log with every rule and one result per finding. File
-// names are written as relative URIs with forward slashes, as code scanning expects.
+// names are written as URIs with forward slashes, as code scanning expects.
 func (r *Report) WriteSARIF(w io.Writer) error {
 	driver := sarifDriver{Name: "patchctl-lint"}
 	index := map[string]int{}
@@ -161,7 +176,7 @@ func (r *Report) WriteSARIF(w io.Writer) error {
 		res := sarifResult{RuleID: f.Rule, RuleIndex: index[f.Rule], Level: string(f.Severity),
 			Message: sarifMessage{fmt.Sprintf("%s (nutcracker %s)", f.Message, r.Target)}}
 		var loc sarifLocation
-		loc.PhysicalLocation.ArtifactLocation.URI = filepath.ToSlash(f.File)
+		loc.PhysicalLocation.ArtifactLocation.URI = sarifURI(f.File)
 		loc.PhysicalLocation.Region.StartLine = f.Line
 		loc.PhysicalLocation.Region.StartColumn = f.Column
 		res.Locations = []sarifLocation{loc}
