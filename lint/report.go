@@ -2,6 +2,7 @@ package lint
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/url"
@@ -17,7 +18,7 @@ import (
 //
 //	r := lint.NewReport(target)
 //	for _, f := range files { if err := r.AddFile(f); err != nil { … } }
-//	r.WriteText(os.Stdout) // or WriteJSON / WriteSARIF
+//	if err := r.Write(os.Stdout, format); err != nil { … } // text, json or sarif
 //	if r.HasErrors() { exit 1 }
 type Report struct {
 	Target   *version.Version
@@ -60,6 +61,25 @@ func (r *Report) Counts() (errs, warns int) {
 		}
 	}
 	return errs, warns
+}
+
+// Formats are the output formats Write knows, the first the default.
+var Formats = []string{"text", "json", "sarif"}
+
+// ErrUnknownFormat is returned by Write for a format outside Formats.
+var ErrUnknownFormat = errors.New("unknown output format")
+
+// Write writes the report in the named format ("" = text).
+func (r *Report) Write(w io.Writer, format string) error {
+	switch format {
+	case "", "text":
+		return r.WriteText(w)
+	case "json":
+		return r.WriteJSON(w)
+	case "sarif":
+		return r.WriteSARIF(w)
+	}
+	return fmt.Errorf("%w %q (want %s)", ErrUnknownFormat, format, strings.Join(Formats, ", "))
 }
 
 // WriteText writes one "file:line:col: severity: rule: message" line per finding.

@@ -3,6 +3,7 @@ package lint
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -148,5 +149,29 @@ func TestReportSARIF(t *testing.T) {
 				t.Errorf("result %+v for finding %s", res, f)
 			}
 		}
+	}
+}
+
+func TestReportWriteFormat(t *testing.T) {
+	r := testReport(t)
+	for _, format := range append([]string{""}, Formats...) {
+		var got, want bytes.Buffer
+		if err := r.Write(&got, format); err != nil {
+			t.Fatal(err)
+		}
+		switch format {
+		case "", "text":
+			_ = r.WriteText(&want)
+		case "json":
+			_ = r.WriteJSON(&want)
+		case "sarif":
+			_ = r.WriteSARIF(&want)
+		}
+		if got.String() != want.String() || got.Len() == 0 {
+			t.Errorf("Write(%q) differs from its writer", format)
+		}
+	}
+	if err := r.Write(&bytes.Buffer{}, "xml"); !errors.Is(err, ErrUnknownFormat) {
+		t.Errorf("Write(xml) = %v", err)
 	}
 }
