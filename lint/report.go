@@ -2,10 +2,13 @@ package lint
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/hashicorp/go-version"
 )
@@ -15,7 +18,7 @@ import (
 //
 //	r := lint.NewReport(target)
 //	for _, f := range files { if err := r.AddFile(f); err != nil { … } }
-//	r.WriteText(os.Stdout) // or WriteJSON / WriteSARIF
+//	if err := r.Write(os.Stdout, format); err != nil { … } // text, json or sarif
 //	if r.HasErrors() { exit 1 }
 type Report struct {
 	Target   *version.Version
@@ -58,6 +61,25 @@ func (r *Report) Counts() (errs, warns int) {
 		}
 	}
 	return errs, warns
+}
+
+// Formats are the output formats Write knows, the first the default.
+var Formats = []string{"text", "json", "sarif"}
+
+// ErrUnknownFormat is returned by Write for a format outside Formats.
+var ErrUnknownFormat = errors.New("unknown output format")
+
+// Write writes the report in the named format ("" = text).
+func (r *Report) Write(w io.Writer, format string) error {
+	switch format {
+	case "", "text":
+		return r.WriteText(w)
+	case "json":
+		return r.WriteJSON(w)
+	case "sarif":
+		return r.WriteSARIF(w)
+	}
+	return fmt.Errorf("%w %q (want %s)", ErrUnknownFormat, format, strings.Join(Formats, ", "))
 }
 
 // WriteText writes one "file:line:col: severity: rule: message" line per finding.
@@ -144,8 +166,21 @@ type (
 
 const sarifSchema = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 
+// sarifURI turns a file name into a URI reference: relative names stay relative (code
+// scanning resolves them against the repository root), absolute ones become file URIs.
+func sarifURI(name string) string {
+	u := url.URL{Path: filepath.ToSlash(name)}
+	if filepath.IsAbs(name) {
+		u.Scheme = "file"
+		if !strings.HasPrefix(u.Path, "/") {
+			u.Path = "/" + u.Path // Windows drive letters
+		}
+	}
+	return u.String()
+}
+
 // WriteSARIF writes a SARIF 2.1.0 log with every rule and one result per finding. File
-// names are written as relative URIs with forward slashes, as code scanning expects.
+// names are written as URIs with forward slashes, as code scanning expects.
 func (r *Report) WriteSARIF(w io.Writer) error {
 	driver := sarifDriver{Name: "patchctl-lint"}
 	index := map[string]int{}
@@ -161,7 +196,7 @@ func (r *Report) WriteSARIF(w io.Writer) error {
 		res := sarifResult{RuleID: f.Rule, RuleIndex: index[f.Rule], Level: string(f.Severity),
 			Message: sarifMessage{fmt.Sprintf("%s (nutcracker %s)", f.Message, r.Target)}}
 		var loc sarifLocation
-		loc.PhysicalLocation.ArtifactLocation.URI = filepath.ToSlash(f.File)
+		loc.PhysicalLocation.ArtifactLocation.URI = sarifURI(f.File)
 		loc.PhysicalLocation.Region.StartLine = f.Line
 		loc.PhysicalLocation.Region.StartColumn = f.Column
 		res.Locations = []sarifLocation{loc}
