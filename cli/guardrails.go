@@ -60,20 +60,11 @@ func (c *lintCmd) Run(context.Context) error {
 			return usageErr(err)
 		}
 	}
-	var err error
-	switch c.env.Output {
-	case "json":
-		err = r.WriteJSON(c.env.Out)
-	case "sarif":
-		err = r.WriteSARIF(c.env.Out)
-	default:
-		err = r.WriteText(c.env.Out)
-		if errs, warns := r.Counts(); err == nil && errs+warns > 0 {
-			fmt.Fprintf(c.env.Err, "%d error(s), %d warning(s) for nutcracker %s\n", errs, warns, target)
-		}
-	}
-	if err != nil {
+	if err := r.Write(c.env.Out, c.env.Output); err != nil {
 		return err
+	}
+	if errs, warns := r.Counts(); c.env.Output == "text" && errs+warns > 0 {
+		fmt.Fprintf(c.env.Err, "%d error(s), %d warning(s) for nutcracker %s\n", errs, warns, target)
 	}
 	if r.HasErrors() {
 		return errFailed
