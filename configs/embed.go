@@ -9,3 +9,7 @@ import _ "embed"
 //go:embed advisories.yml
 var Advisories []byte
 
+// InventoryExample is the documented example inventory (inventory.example.yml).
+//
+//go:embed inventory.example.yml
+var InventoryExample []byte
