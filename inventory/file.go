@@ -110,7 +110,6 @@ func Parse(data []byte, file string) (*Inventory, error) {
 	return inv, nil
 }
 
-
 func (d defaults) apply(h Host) Host {
 	if h.Environment == "" {
 		h.Environment = d.Environment
