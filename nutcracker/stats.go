@@ -13,6 +13,7 @@ import (
 	"os"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -221,13 +222,13 @@ func (p *parser) stats() (*Stats, error) {
 		case "version":
 			return p.str(key, v, &st.Version)
 		case "uptime":
-			return p.num(key, v, &st.Uptime)
+			return p.num(v, &st.Uptime, key)
 		case "timestamp":
-			return p.num(key, v, &ts)
+			return p.num(v, &ts, key)
 		case "total_connections":
-			return p.num(key, v, &st.TotalConnections)
+			return p.num(v, &st.TotalConnections, key)
 		case "curr_connections":
-			return p.num(key, v, &st.CurrConnections)
+			return p.num(v, &st.CurrConnections, key)
 		}
 		return nil // fields of other builds are not ours to reject
 	}, func(key string) error {
@@ -249,14 +250,9 @@ func (p *parser) stats() (*Stats, error) {
 
 func (p *parser) pool(name string) (Pool, error) {
 	pool := Pool{Name: name}
-	counters := map[string]*int64{
-		"client_eof": &pool.ClientEOF, "client_err": &pool.ClientErr,
-		"client_connections": &pool.ClientConnections, "server_ejects": &pool.ServerEjects,
-		"forward_error": &pool.ForwardError, "fragments": &pool.Fragments,
-	}
 	err := p.object(func(key string, v json.Token) error {
-		if dst, ok := counters[key]; ok {
-			return p.num(name+"."+key, v, dst)
+		if dst := pool.counter(key); dst != nil {
+			return p.num(v, dst, name, key)
 		}
 		return nil
 	}, func(key string) error {
@@ -272,20 +268,65 @@ func (p *parser) pool(name string) (Pool, error) {
 
 func (p *parser) server(pool, name string) (Server, error) {
 	s := Server{Name: name}
-	counters := map[string]*int64{
-		"server_eof": &s.ServerEOF, "server_err": &s.ServerErr, "server_timedout": &s.ServerTimedout,
-		"server_connections": &s.ServerConnections, "server_ejected_at": &s.ServerEjectedAt,
-		"requests": &s.Requests, "request_bytes": &s.RequestBytes, "responses": &s.Responses,
-		"response_bytes": &s.ResponseBytes, "in_queue": &s.InQueue, "in_queue_bytes": &s.InQueueBytes,
-		"out_queue": &s.OutQueue, "out_queue_bytes": &s.OutQueueBytes,
-	}
 	err := p.object(func(key string, v json.Token) error {
-		if dst, ok := counters[key]; ok {
-			return p.num(pool+"."+name+"."+key, v, dst)
+		if dst := s.counter(key); dst != nil {
+			return p.num(v, dst, pool, name, key)
 		}
 		return nil // ≤0.1.20 per-command counters
 	}, nil)
 	return s, err
+}
+
+// counter returns the field a pool-level counter name maps to, or nil.
+func (p *Pool) counter(name string) *int64 {
+	switch name {
+	case "client_eof":
+		return &p.ClientEOF
+	case "client_err":
+		return &p.ClientErr
+	case "client_connections":
+		return &p.ClientConnections
+	case "server_ejects":
+		return &p.ServerEjects
+	case "forward_error":
+		return &p.ForwardError
+	case "fragments":
+		return &p.Fragments
+	}
+	return nil
+}
+
+// counter returns the field a server-level counter name maps to, or nil.
+func (s *Server) counter(name string) *int64 {
+	switch name {
+	case "server_eof":
+		return &s.ServerEOF
+	case "server_err":
+		return &s.ServerErr
+	case "server_timedout":
+		return &s.ServerTimedout
+	case "server_connections":
+		return &s.ServerConnections
+	case "server_ejected_at":
+		return &s.ServerEjectedAt
+	case "requests":
+		return &s.Requests
+	case "request_bytes":
+		return &s.RequestBytes
+	case "responses":
+		return &s.Responses
+	case "response_bytes":
+		return &s.ResponseBytes
+	case "in_queue":
+		return &s.InQueue
+	case "in_queue_bytes":
+		return &s.InQueueBytes
+	case "out_queue":
+		return &s.OutQueue
+	case "out_queue_bytes":
+		return &s.OutQueueBytes
+	}
+	return nil
 }
 
 func (p *parser) str(field string, v json.Token, dst *string) error {
@@ -297,14 +338,15 @@ func (p *parser) str(field string, v json.Token, dst *string) error {
 	return nil
 }
 
-func (p *parser) num(field string, v json.Token, dst *int64) error {
+// num stores an integer counter; field names it (pool, server, counter) in errors.
+func (p *parser) num(v json.Token, dst *int64, field ...string) error {
 	n, ok := v.(json.Number)
 	if !ok {
-		return fmt.Errorf("%w: %s is %v, want a number", ErrNotNutcracker, field, v)
+		return fmt.Errorf("%w: %s is %v, want a number", ErrNotNutcracker, strings.Join(field, "."), v)
 	}
 	i, err := strconv.ParseInt(string(n), 10, 64)
 	if err != nil {
-		return fmt.Errorf("%w: %s is %s, want an integer", ErrNotNutcracker, field, n)
+		return fmt.Errorf("%w: %s is %s, want an integer", ErrNotNutcracker, strings.Join(field, "."), n)
 	}
 	*dst = i
 	return nil

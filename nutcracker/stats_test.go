@@ -357,3 +357,17 @@ func FuzzParseVersionOutput(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkParseStats(b *testing.B) {
+	data, err := os.ReadFile(filepath.Join("testdata", "stats-0.5.0.json"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		if _, err := nutcracker.ParseStats(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
