@@ -125,7 +125,7 @@ func (d *Discoverer) Discover(ctx context.Context, hosts []Host) []Observation {
 
 	for _, o := range obs {
 		if o.Error != "" {
-			log.Warn("discovery", "host", o.Host, "version", o.Version, "source", o.Source, "err", o.Error)
+			log.Debug("discovery failed", "host", o.Host, "version", o.Version, "source", o.Source, "err", o.Error)
 		}
 	}
 	return obs
