@@ -18,6 +18,7 @@ import (
 	"github.com/robfig/cron/v3"
 
 	"github.com/patchctl/patchctl/config"
+	"github.com/patchctl/patchctl/notify"
 	"github.com/patchctl/patchctl/store"
 )
 
@@ -30,6 +31,8 @@ type Options struct {
 	Now    func() time.Time
 	// StoreTimeout bounds the wait for the store's lock (default 1s).
 	StoreTimeout time.Duration
+	// Notifier replaces the configured alert channel (the demo prints to the console).
+	Notifier notify.Notifier
 }
 
 // App is an assembled patchctl.
@@ -46,6 +49,8 @@ type App struct {
 	jobs     []job // scheduled by the daemon
 	cron     *cron.Cron
 	loops    []func(ctx context.Context)
+	notifier notify.Notifier
+	kick     chan struct{} // wakes the outbox dispatcher
 	closers  []func() error
 	listener string // socket the daemon serves, once serving
 }
@@ -64,13 +69,14 @@ func Open(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 		return nil, err
 	}
 	a := &App{
-		cfg:     cfg,
-		log:     opts.Logger,
-		now:     opts.Now,
-		store:   st,
-		reg:     prometheus.NewRegistry(),
-		methods: map[string]method{},
-		started: opts.Now(),
+		cfg:      cfg,
+		log:      opts.Logger,
+		now:      opts.Now,
+		store:    st,
+		reg:      prometheus.NewRegistry(),
+		methods:  map[string]method{},
+		started:  opts.Now(),
+		notifier: opts.Notifier,
 	}
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, setup := range components {
@@ -85,6 +91,7 @@ func Open(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 // components build the parts of an App in order; each registers its methods and jobs.
 var components = []func(ctx context.Context, a *App) error{
 	setupCore,
+	setupNotify,
 }
 
 // Close releases the store and whatever components hold.

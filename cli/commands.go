@@ -24,6 +24,8 @@ func init() {
 			build: func(env *Env, fs *flag.FlagSet) Command { return &statusCmd{env: env} }},
 		{name: "events", synopsis: "show the event log: what happened, when, why",
 			build: newEventsCmd},
+		{name: "notify test", synopsis: "send a test alert through the configured channel (Slack or the log)",
+			build: func(env *Env, fs *flag.FlagSet) Command { return &notifyTestCmd{env: env} }},
 		{name: "version", synopsis: "print patchctl's version",
 			build: func(env *Env, fs *flag.FlagSet) Command { return &versionCmd{env: env} }},
 		{name: "completion", args: "bash|zsh|fish", synopsis: "print a shell completion script",
@@ -160,4 +162,14 @@ func (c *helpCmd) Run(context.Context) error {
 	sp.build(c.env, fs)
 	printCommandUsage(c.env.Out, sp, fs)
 	return nil
+}
+
+type notifyTestCmd struct{ env *Env }
+
+func (c *notifyTestCmd) Run(ctx context.Context) error {
+	var res map[string]string
+	if err := c.env.call(ctx, "notify.test", nil, &res); err != nil {
+		return err
+	}
+	return c.env.emit(res, func(w io.Writer) { fmt.Fprintf(w, "test message delivered via %s\n", res["channel"]) })
 }

@@ -150,3 +150,15 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestExampleParses keeps the documented example loadable.
+func TestExampleParses(t *testing.T) {
+	c, err := config.LoadFile(filepath.Join("..", "configs", "patchctl.example.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	def, _ := config.Parse("defaults", strings.NewReader(""))
+	if c.Tracker.Schedule != def.Tracker.Schedule || c.Notify != def.Notify || c.GitHub.APIURL != def.GitHub.APIURL {
+		t.Errorf("the example's values differ from the defaults it documents")
+	}
+}

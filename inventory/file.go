@@ -1,0 +1,220 @@
+// Package inventory knows the fleet: the hosts running twemproxy (from the inventory file),
+// the version each really runs (discovered from its stats port or `nutcracker -V`), which
+// advisories and newer releases concern it, and what changed between two observations.
+package inventory
+
+import (
+	"fmt"
+	"maps"
+	"net"
+	"os"
+	"path"
+	"regexp"
+	"strconv"
+
+	"github.com/patchctl/patchctl/internal/strictyaml"
+	"github.com/patchctl/patchctl/transport"
+)
+
+// DefaultBinary is the nutcracker binary run when a host names none (looked up in PATH).
+const DefaultBinary = "nutcracker"
+
+// Host is one twemproxy instance of the fleet.
+type Host struct {
+	Name        string            `yaml:"name" json:"name"`
+	Environment string            `yaml:"environment" json:"environment"`
+	Labels      map[string]string `yaml:"labels,omitempty" json:"labels,omitempty"`
+	Stats       string            `yaml:"stats" json:"stats"`   // host:port of the stats port
+	Config      string            `yaml:"config" json:"config"` // path of nutcracker.yml on the host
+	Binary      string            `yaml:"binary,omitempty" json:"binary,omitempty"`
+	Transport   *transport.Spec   `yaml:"transport,omitempty" json:"transport,omitempty"`
+}
+
+// Inventory is a validated inventory file.
+type Inventory struct {
+	Hosts []Host
+}
+
+// Host returns the host called name.
+func (inv *Inventory) Host(name string) (Host, bool) {
+	for _, h := range inv.Hosts {
+		if h.Name == name {
+			return h, true
+		}
+	}
+	return Host{}, false
+}
+
+type inventoryFile struct {
+	Defaults defaults `yaml:"defaults"`
+	Hosts    []Host   `yaml:"hosts"`
+}
+
+// defaults apply to every host that leaves the key out; labels are merged.
+type defaults struct {
+	Environment string            `yaml:"environment"`
+	Labels      map[string]string `yaml:"labels"`
+	Config      string            `yaml:"config"`
+	Binary      string            `yaml:"binary"`
+	Transport   *transport.Spec   `yaml:"transport"`
+}
+
+// Load reads and validates the inventory file at path.
+func Load(path string) (*Inventory, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read inventory: %w", err)
+	}
+	return Parse(data, path)
+}
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+
+// Parse decodes and validates an inventory. Unknown keys and wrong types are errors, and
+// every invalid host is reported with its line; file names the source in messages.
+func Parse(data []byte, file string) (*Inventory, error) {
+	var f inventoryFile
+	if err := strictyaml.Decode(data, file, &f); err != nil {
+		return nil, err
+	}
+	lines := strictyaml.ItemLines(data, "hosts")
+	errs := &strictyaml.Error{File: file}
+	fail := func(line int, format string, args ...any) {
+		errs.Problems = append(errs.Problems, strictyaml.Problem{Line: line, Msg: fmt.Sprintf(format, args...)})
+	}
+	if len(f.Hosts) == 0 {
+		fail(0, "no hosts")
+	}
+	inv := &Inventory{}
+	seen := map[string]int{}
+	for i, h := range f.Hosts {
+		line := strictyaml.LineAt(lines, i)
+		h = f.Defaults.apply(h)
+		who := "host " + strconv.Itoa(i+1)
+		if h.Name != "" {
+			who = "host " + h.Name
+		}
+		for _, msg := range h.problems() {
+			fail(line, "%s: %s", who, msg)
+		}
+		if first, dup := seen[h.Name]; dup && h.Name != "" {
+			fail(line, "%s: duplicate name (first on line %d)", who, first)
+		} else {
+			seen[h.Name] = line
+		}
+		inv.Hosts = append(inv.Hosts, h)
+	}
+	if len(errs.Problems) > 0 {
+		return nil, errs
+	}
+	return inv, nil
+}
+
+func (d defaults) apply(h Host) Host {
+	if h.Environment == "" {
+		h.Environment = d.Environment
+	}
+	if h.Config == "" {
+		h.Config = d.Config
+	}
+	if h.Binary == "" {
+		h.Binary = d.Binary
+	}
+	if h.Binary == "" {
+		h.Binary = DefaultBinary
+	}
+	if h.Transport == nil && d.Transport != nil {
+		t := *d.Transport
+		h.Transport = &t
+	}
+	if len(d.Labels) > 0 {
+		labels := maps.Clone(d.Labels)
+		maps.Copy(labels, h.Labels)
+		h.Labels = labels
+	}
+	return h
+}
+
+// problems lists what is wrong with h, one message per field.
+func (h Host) problems() []string {
+	var out []string
+	add := func(format string, args ...any) { out = append(out, fmt.Sprintf(format, args...)) }
+	switch {
+	case h.Name == "":
+		add("name: missing")
+	case !nameRE.MatchString(h.Name):
+		add("name: %q may only hold letters, digits, '.', '_' and '-'", h.Name)
+	}
+	if h.Environment == "" {
+		add("environment: missing")
+	}
+	for k := range h.Labels {
+		if k == "" {
+			add("labels: empty key")
+		}
+	}
+	if h.Stats == "" {
+		add("stats: missing (host:port of the stats port)")
+	} else if err := checkAddr(h.Stats, true); err != nil {
+		add("stats: %v", err)
+	}
+	if h.Config == "" {
+		add("config: missing (path of nutcracker.yml)")
+	} else if !path.IsAbs(h.Config) {
+		add("config: %q is not an absolute path", h.Config)
+	}
+	if h.Binary != DefaultBinary && !path.IsAbs(h.Binary) {
+		add("binary: %q is neither %q nor an absolute path", h.Binary, DefaultBinary)
+	}
+	switch t := h.Transport; {
+	case t == nil:
+		add("transport: missing (type local or ssh)")
+	case t.Kind == "local":
+		if t.Address != "" {
+			add("transport: address is only for type ssh")
+		}
+	case t.Kind == "ssh":
+		if t.Address == "" {
+			add("transport: address missing for type ssh")
+		} else if err := checkAddr(t.Address, false); err != nil {
+			add("transport: address: %v", err)
+		}
+	case t.Kind == "":
+		add("transport: type missing (local or ssh)")
+	default:
+		add("transport: type %q is not local or ssh", t.Kind)
+	}
+	if t := h.Transport; t != nil && t.Timeout < 0 {
+		add("transport: negative timeout")
+	}
+	return out
+}
+
+// checkAddr validates host:port (the port optional unless needPort).
+func checkAddr(addr string, needPort bool) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		if needPort {
+			return fmt.Errorf("%q is not host:port", addr)
+		}
+		host, port = addr, ""
+	}
+	if host == "" {
+		return fmt.Errorf("%q has no host", addr)
+	}
+	if !validHost(host) {
+		return fmt.Errorf("%q: invalid host %q", addr, host)
+	}
+	if port != "" || needPort {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("%q: port %q is not 1-65535", addr, port)
+		}
+	}
+	return nil
+}
+
+var hostnameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,62})?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62})?)*\.?$`)
+
+func validHost(h string) bool {
+	return net.ParseIP(h) != nil || (len(h) <= 253 && hostnameRE.MatchString(h))
+}

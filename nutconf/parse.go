@@ -1,0 +1,232 @@
+package nutconf
+
+import (
+	"bytes"
+	"cmp"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"slices"
+	"strconv"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Parse reads a nutcracker.yml. It returns the model of everything it could read and, when
+// nutcracker would refuse the file on its YAML form alone, an Errors value listing each
+// problem with its position. Values (hash names, numbers, booleans…) are not judged here:
+// what is valid depends on the nutcracker version, see the lint package. Server lines are
+// parsed, and a line nutcracker refuses in every version keeps its reason in Server.Err.
+func Parse(filename string, data []byte) (*Config, error) {
+	p := &parser{file: filename, cfg: &Config{File: filename}}
+	p.scanMarkers(data)
+	p.load(data)
+	if len(p.errs) > 0 {
+		sortErrors(p.errs)
+		return p.cfg, p.errs
+	}
+	return p.cfg, nil
+}
+
+type parser struct {
+	file string
+	cfg  *Config
+	errs Errors
+}
+
+func (p *parser) fail(pos Pos, kind Kind, format string, args ...any) {
+	p.errs = append(p.errs, &Error{File: p.file, Pos: pos, Kind: kind, Msg: fmt.Sprintf(format, args...)})
+}
+
+// scanMarkers finds the tokens the YAML tree does not show: directives and the document
+// markers "---" and "...". libyaml only recognises them at column 1, where inside a pool
+// nothing else can start, so a line scan is exact.
+func (p *parser) scanMarkers(data []byte) {
+	line := 0
+	for len(data) > 0 {
+		line++
+		l := data
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			l, data = data[:i], data[i+1:]
+		} else {
+			data = nil
+		}
+		switch {
+		case len(l) > 0 && l[0] == '%':
+			p.fail(Pos{line, 1}, KindToken, "directive %q is disallowed: nutcracker accepts plain block YAML only", string(bytes.TrimRight(l, "\r")))
+		case marker(l, "---"):
+			p.fail(Pos{line, 1}, KindToken, `document start token "---" is disallowed: nutcracker reads exactly one document without markers`)
+		case marker(l, "..."):
+			p.fail(Pos{line, 1}, KindToken, `document end token "..." is disallowed: nutcracker reads exactly one document without markers`)
+		}
+	}
+}
+
+func marker(l []byte, m string) bool {
+	if !bytes.HasPrefix(l, []byte(m)) {
+		return false
+	}
+	return len(l) == 3 || l[3] == ' ' || l[3] == '\t' || l[3] == '\r'
+}
+
+var yamlLine = regexp.MustCompile(`line (\d+): `)
+
+func (p *parser) load(data []byte) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var docs []*yaml.Node
+	for {
+		var doc yaml.Node
+		err := dec.Decode(&doc)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			p.syntax(err)
+			return
+		}
+		docs = append(docs, &doc)
+	}
+	if len(docs) != 1 {
+		pos := Pos{1, 1}
+		if len(docs) > 1 {
+			pos = Pos{docs[1].Line, docs[1].Column}
+		}
+		p.fail(pos, KindDocument, "must contain exactly 1 yaml document; found %d", len(docs))
+	}
+	if len(docs) == 0 || len(docs[0].Content) == 0 {
+		return
+	}
+	p.checkTokens(docs[0])
+	p.root(docs[0].Content[0])
+}
+
+func (p *parser) syntax(err error) {
+	msg := err.Error()
+	pos := Pos{1, 1}
+	if m := yamlLine.FindStringSubmatch(msg); m != nil {
+		if n, convErr := strconv.Atoi(m[1]); convErr == nil {
+			pos.Line = n
+		}
+		msg = yamlLine.ReplaceAllString(msg, "")
+	}
+	p.fail(pos, KindSyntax, "%s", trimYAMLPrefix(msg))
+}
+
+func trimYAMLPrefix(s string) string {
+	if len(s) > 6 && s[:6] == "yaml: " {
+		return "invalid yaml: " + s[6:]
+	}
+	return "invalid yaml: " + s
+}
+
+func pos(n *yaml.Node) Pos { return Pos{n.Line, n.Column} }
+
+// checkTokens reports flow collections, anchors, aliases and explicit tags anywhere.
+func (p *parser) checkTokens(n *yaml.Node) {
+	switch {
+	case n.Kind == yaml.AliasNode:
+		p.fail(pos(n), KindToken, "alias *%s is disallowed: nutcracker rejects anchors and aliases", n.Value)
+	case n.Anchor != "":
+		p.fail(pos(n), KindToken, "anchor &%s is disallowed: nutcracker rejects anchors and aliases", n.Anchor)
+	}
+	if n.Style&yaml.TaggedStyle != 0 {
+		p.fail(pos(n), KindToken, "tag %s is disallowed: nutcracker rejects explicit tags", n.Tag)
+	}
+	if n.Style&yaml.FlowStyle != 0 {
+		what := "mapping {…}"
+		if n.Kind == yaml.SequenceNode {
+			what = "sequence […]"
+		}
+		p.fail(pos(n), KindToken, "flow %s is disallowed: nutcracker accepts block style only", what)
+	}
+	if n.Kind == yaml.AliasNode {
+		return
+	}
+	for _, c := range n.Content {
+		p.checkTokens(c)
+	}
+}
+
+func (p *parser) root(n *yaml.Node) {
+	switch n.Kind {
+	case yaml.MappingNode:
+	case yaml.SequenceNode:
+		p.fail(pos(n), KindStructure, "top level is a sequence; nutcracker wants a mapping of pool names to pools")
+		return
+	default:
+		p.fail(pos(n), KindStructure, "top level is not a mapping of pool names to pools")
+		return
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if k.Kind != yaml.ScalarNode {
+			p.fail(pos(k), KindStructure, "pool name is not a plain string")
+			continue
+		}
+		if v.Kind != yaml.MappingNode {
+			p.fail(pos(v), KindStructure, "pool %q is not a mapping of keys", k.Value)
+			continue
+		}
+		p.cfg.Pools = append(p.cfg.Pools, p.pool(k, v))
+	}
+}
+
+func (p *parser) pool(k, m *yaml.Node) *Pool {
+	pl := &Pool{Name: k.Value, Pos: pos(k)}
+	seq := false
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		kn, vn := m.Content[i], m.Content[i+1]
+		if kn.Kind != yaml.ScalarNode {
+			p.fail(pos(kn), KindStructure, "pool %q: a key is not a plain string (depth greater than 2)", pl.Name)
+			continue
+		}
+		key := &Key{Name: kn.Value, Pos: pos(kn)}
+		switch vn.Kind {
+		case yaml.ScalarNode:
+			key.Values = []Value{{Text: vn.Value, Pos: pos(vn)}}
+		case yaml.SequenceNode:
+			key.Seq = true
+			if seq {
+				p.fail(pos(vn), KindStructure, "pool %q has more than one sequence (only servers: is a list)", pl.Name)
+			}
+			seq = true
+			for _, item := range vn.Content {
+				switch item.Kind {
+				case yaml.ScalarNode:
+					key.Values = append(key.Values, Value{Text: item.Value, Pos: pos(item)})
+				case yaml.SequenceNode:
+					p.fail(pos(item), KindStructure, "pool %q: %s: nested sequence (more than one sequence)", pl.Name, key.Name)
+				case yaml.MappingNode:
+					p.fail(pos(item), KindStructure, "pool %q: %s: mapping inside a list has a depth greater than 2", pl.Name, key.Name)
+				}
+			}
+		case yaml.MappingNode:
+			p.fail(pos(vn), KindStructure, "pool %q: %s: nested mapping has a depth greater than 2", pl.Name, key.Name)
+		}
+		pl.Keys = append(pl.Keys, key)
+		if key.Name == "servers" {
+			for _, v := range key.Values {
+				s, _ := ParseServer(v.Text)
+				s.Pos = v.Pos
+				pl.Servers = append(pl.Servers, s)
+			}
+		}
+	}
+	if !seq {
+		p.fail(pl.Pos, KindStructure, "pool %q has no servers: list (nutcracker needs exactly one block sequence per pool)", pl.Name)
+	}
+	return pl
+}
+
+func sortErrors(es Errors) {
+	slices.SortStableFunc(es, func(a, b *Error) int { return ComparePos(a.Pos, b.Pos) })
+}
+
+// ComparePos orders positions by line, then column.
+func ComparePos(a, b Pos) int {
+	if a.Line != b.Line {
+		return cmp.Compare(a.Line, b.Line)
+	}
+	return cmp.Compare(a.Column, b.Column)
+}
