@@ -123,6 +123,7 @@ type run struct {
 	h     HostSpec
 	fs    hostFS
 	ctl   controller
+	conf  []byte // the host's nutcracker.yml
 	pools []pool
 	opts  DeployOptions
 	op    Operation
@@ -144,7 +145,7 @@ func (r *Rollout) prepare(ctx context.Context, h HostSpec, opts DeployOptions) (
 	if err != nil {
 		return nil, fmt.Errorf("host %s: %w", h.Name, err)
 	}
-	return &run{r: r, h: h, fs: hostFS{h}, ctl: ctl, pools: pools, opts: opts.withDefaults()}, nil
+	return &run{r: r, h: h, fs: hostFS{h}, ctl: ctl, conf: data, pools: pools, opts: opts.withDefaults()}, nil
 }
 
 // record writes the operation, applies fn to the slot table, logs an event and, when
@@ -242,8 +243,8 @@ func (x *run) activate(ctx context.Context, name, version string, sw, rs, sm Ste
 	}
 	var ports []int
 	for _, p := range x.pools {
-		if n := p.port(); n > 0 {
-			ports = append(ports, n)
+		if p.Port > 0 {
+			ports = append(ports, p.Port)
 		}
 	}
 	sctx, cancel = context.WithTimeout(ctx, stepTimeout)
@@ -441,14 +442,8 @@ func (x *run) preflight(ctx context.Context, art Artifact, name string) error {
 	if err := x.fs.testConfig(ctx, bin); err != nil {
 		return fmt.Errorf("%w: %w", ErrPreflight, err)
 	}
-	if x.r.opts.Linter != nil {
-		data, err := x.h.Transport.ReadFile(ctx, x.h.Config)
-		if err != nil {
-			return fmt.Errorf("%w: read %s: %w", ErrPreflight, x.h.Config, err)
-		}
-		if err := x.r.opts.Linter.Lint(x.h.Config, data, art.Version); err != nil {
-			return fmt.Errorf("%w: lint for %s: %w", ErrPreflight, art.Version, err)
-		}
+	if err := x.r.opts.Linter.Lint(x.h.Config, x.conf, art.Version); err != nil {
+		return fmt.Errorf("%w: lint for %s: %w", ErrPreflight, art.Version, err)
 	}
 	return nil
 }

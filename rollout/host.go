@@ -1,7 +1,6 @@
 package rollout
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -10,9 +9,9 @@ import (
 	"io"
 	"os"
 	"path"
-	"regexp"
 	"strings"
 
+	"github.com/patchctl/patchctl/nutcracker"
 	"github.com/patchctl/patchctl/transport"
 )
 
@@ -42,7 +41,7 @@ type hostFS struct {
 	h HostSpec
 }
 
-func (f hostFS) current() string           { return path.Join(f.h.Root, "current") }
+func (f hostFS) current() string            { return path.Join(f.h.Root, "current") }
 func (f hostFS) slotDir(name string) string { return path.Join(f.h.Root, "slots", name) }
 func (f hostFS) binary(name string) string  { return path.Join(f.slotDir(name), "nutcracker") }
 
@@ -114,20 +113,17 @@ func (f hostFS) install(ctx context.Context, a Artifact, name, sha string) error
 	return nil
 }
 
-// versionLine matches nutcracker's -V banner; ≤0.4.1 ends it with CRLF.
-var versionLine = regexp.MustCompile(`(?m)^This is nutcracker-(\S+?)\r?$`)
-
 // version runs bin -V and returns the version it reports (on stderr).
 func (f hostFS) version(ctx context.Context, bin string) (string, error) {
 	res, err := f.run(ctx, bin, "-V")
 	if err != nil {
 		return "", fmt.Errorf("%s -V: %w", bin, err)
 	}
-	m := versionLine.FindSubmatch(append(res.Stderr, res.Stdout...))
-	if m == nil {
-		return "", fmt.Errorf("host %s: %s -V: no version banner in %q", f.h.Name, bin, firstLine(res.Stderr))
+	v, err := nutcracker.ParseVersionOutput(res.Stderr)
+	if err != nil {
+		return "", fmt.Errorf("host %s: %s -V: %w", f.h.Name, bin, err)
 	}
-	return string(m[1]), nil
+	return v, nil
 }
 
 // testConfig runs bin -t on the host's nutcracker.yml.
@@ -159,9 +155,4 @@ func (f hostFS) removeSlot(ctx context.Context, name string) error {
 	}
 	_, err := f.run(ctx, "rm", "-rf", "--", f.slotDir(name))
 	return err
-}
-
-func firstLine(b []byte) string {
-	line, _, _ := bytes.Cut(bytes.TrimSpace(b), []byte("\n"))
-	return string(line)
 }

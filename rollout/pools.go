@@ -1,58 +1,74 @@
 package rollout
 
 import (
+	"errors"
 	"fmt"
 	"net"
-	"slices"
 	"strconv"
-	"strings"
 
-	"go.yaml.in/yaml/v3"
+	"github.com/hashicorp/go-version"
+
+	"github.com/patchctl/patchctl/lint"
+	"github.com/patchctl/patchctl/nutconf"
 )
 
 // pool is what a smoke test needs to know about one pool of nutcracker.yml.
 type pool struct {
 	Name      string
 	Listen    string // host:port or a unix socket path
+	Port      int    // 0 for a unix socket
 	Redis     bool
 	RedisAuth string
 }
 
-// port returns the TCP port the pool listens on, 0 for a unix socket.
-func (p pool) port() int {
-	if strings.HasPrefix(p.Listen, "/") {
-		return 0
-	}
-	_, port, err := net.SplitHostPort(p.Listen)
-	if err != nil {
-		return 0
-	}
-	n, _ := strconv.Atoi(port)
-	return n
-}
-
-// parsePools reads the pools of a nutcracker.yml. Validation is nutcracker -t's and the
-// linter's job; this only extracts what smoke tests use.
+// parsePools reads the pools of a nutcracker.yml. Judging the file is nutcracker -t's and
+// the linter's job at pre-flight; this only extracts what smoke tests use.
 func parsePools(filename string, data []byte) ([]pool, error) {
-	var doc map[string]struct {
-		Listen    string `yaml:"listen"`
-		Redis     bool   `yaml:"redis"`
-		RedisAuth string `yaml:"redis_auth"`
-	}
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, fmt.Errorf("%s: %w", filename, err)
+	cfg, err := nutconf.Parse(filename, data)
+	if err != nil {
+		return nil, err
 	}
 	var out []pool
-	for name, p := range doc {
-		listen, _, _ := strings.Cut(strings.TrimSpace(p.Listen), " ") // drop a socket's permissions
-		if listen == "" {
-			return nil, fmt.Errorf("%s: pool %s: listen: missing", filename, name)
+	for _, p := range cfg.Pools {
+		l, ok := p.Listen()
+		if !ok {
+			return nil, fmt.Errorf("%s:%s: pool %s: listen: missing or invalid", filename, p.Pos, p.Name)
 		}
-		out = append(out, pool{Name: name, Listen: listen, Redis: p.Redis, RedisAuth: p.RedisAuth})
+		np := pool{Name: p.Name, Listen: l.Host, Redis: p.Redis(), RedisAuth: p.RedisAuth()}
+		if !l.Unix {
+			np.Listen, np.Port = net.JoinHostPort(l.Host, strconv.Itoa(l.Port)), l.Port
+		}
+		out = append(out, np)
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("%s: no pools", filename)
 	}
-	slices.SortFunc(out, func(a, b pool) int { return strings.Compare(a.Name, b.Name) })
 	return out, nil
+}
+
+// Lint is the Linter patchctl uses by default: the lint package's errors for the target
+// version refuse the file; warnings do not.
+type Lint struct{}
+
+var _ Linter = Lint{}
+
+// Lint checks data for nutcracker version v.
+func (Lint) Lint(filename string, data []byte, v string) error {
+	target, err := lint.ParseVersion(v)
+	if err != nil {
+		// A build lint does not know (a fork, a newer release): judge it by its number.
+		if target, err = version.NewVersion(v); err != nil {
+			return fmt.Errorf("version %q: %w", v, err)
+		}
+	}
+	var errs []error
+	for _, f := range lint.Check(filename, data, target) {
+		if f.Severity == lint.SeverityError {
+			errs = append(errs, fmt.Errorf("%s", f))
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%d lint error(s): %w", len(errs), errors.Join(errs...))
+	}
+	return nil
 }

@@ -108,7 +108,7 @@ type Linter interface {
 type Options struct {
 	Logger *slog.Logger
 	Now    func() time.Time
-	// Linter runs at pre-flight (nil: only nutcracker -t).
+	// Linter runs at pre-flight, after nutcracker -t (default Lint{}).
 	Linter Linter
 	// OnStep is called after each step of an operation is recorded and before it runs,
 	// for progress output.
@@ -130,6 +130,9 @@ type Rollout struct {
 func New(st *store.Store, opts Options) *Rollout {
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.Linter == nil {
+		opts.Linter = Lint{}
 	}
 	log := opts.Logger
 	if log == nil {

@@ -2,27 +2,20 @@ package rollout
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/patchctl/patchctl/nutcracker"
 	"github.com/patchctl/patchctl/probe"
 )
 
 // pollEvery is how often readiness is polled: fine enough that a switch costs little
 // more than nutcracker's own start-up.
 const pollEvery = 2 * time.Millisecond
-
-// errorCounters are the stats counters that must not climb during a smoke test.
-var errorCounters = map[string]bool{
-	"client_err": true, "forward_error": true, "server_ejects": true, // pool
-	"server_err": true, "server_timedout": true, // server
-}
 
 // snapshot is what a smoke test reads from the stats port.
 type snapshot struct {
@@ -31,56 +24,20 @@ type snapshot struct {
 	Errors   map[string]int64 // "pool counter" or "pool/server counter" -> value
 }
 
-// fetchStats reads one stats document: nutcracker writes it on connect and closes.
 func fetchStats(ctx context.Context, addr string) (snapshot, error) {
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "tcp", addr)
+	st, err := nutcracker.FetchStats(ctx, addr)
 	if err != nil {
-		return snapshot{}, fmt.Errorf("stats %s: %w", addr, err)
+		return snapshot{}, err
 	}
-	defer c.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		_ = c.SetDeadline(dl)
-	}
-	body, err := io.ReadAll(io.LimitReader(c, 16<<20))
-	if err != nil {
-		return snapshot{}, fmt.Errorf("stats %s: %w", addr, err)
-	}
-	return parseStats(addr, body)
-}
-
-func parseStats(addr string, body []byte) (snapshot, error) {
-	var top map[string]json.RawMessage
-	if err := json.Unmarshal(body, &top); err != nil {
-		return snapshot{}, fmt.Errorf("stats %s: %w", addr, err)
-	}
-	s := snapshot{Errors: map[string]int64{}}
-	if err := json.Unmarshal(top["version"], &s.Version); err != nil {
-		return snapshot{}, fmt.Errorf("stats %s: version: %w", addr, err)
-	}
-	for name, raw := range top {
-		var fields map[string]json.RawMessage
-		if json.Unmarshal(raw, &fields) != nil {
-			continue // a top-level scalar, not a pool
-		}
-		for k, v := range fields {
-			var n int64
-			if json.Unmarshal(v, &n) == nil {
-				if errorCounters[k] {
-					s.Errors[name+" "+k] = n
-				}
-				continue
-			}
-			var server map[string]int64
-			if json.Unmarshal(v, &server) != nil {
-				continue
-			}
-			s.Requests += server["requests"]
-			for sk, sv := range server {
-				if errorCounters[sk] {
-					s.Errors[name+"/"+k+" "+sk] = sv
-				}
-			}
+	s := snapshot{Version: st.Version, Errors: map[string]int64{}}
+	for _, p := range st.Pools {
+		s.Errors[p.Name+" client_err"] = p.ClientErr
+		s.Errors[p.Name+" forward_error"] = p.ForwardError
+		s.Errors[p.Name+" server_ejects"] = p.ServerEjects
+		for _, sv := range p.Servers {
+			s.Requests += sv.Requests
+			s.Errors[p.Name+"/"+sv.Name+" server_err"] = sv.ServerErr
+			s.Errors[p.Name+"/"+sv.Name+" server_timedout"] = sv.ServerTimedout
 		}
 	}
 	return s, nil
@@ -182,8 +139,8 @@ type final struct{ error }
 
 // probeAddr is where patchctl reaches a pool's listen address.
 func probeAddr(h HostSpec, p pool) string {
-	if strings.HasPrefix(p.Listen, "/") {
-		return p.Listen
+	if p.Port == 0 {
+		return p.Listen // a unix socket
 	}
 	host, port, err := net.SplitHostPort(p.Listen)
 	if err != nil {
