@@ -152,7 +152,8 @@ alive() {
 	case $st in *") Z "*) return 1 ;; esac
 }
 if [ -s "$pidf" ]; then
-	read -r pid < "$pidf" || pid=
+	pid=
+	read -r pid < "$pidf" || : # nutcracker writes no newline, so read reports EOF
 	case $pid in ''|*[!0-9]*) pid= ;; esac
 	# A pid file outlives its process (SIGINT and SIGKILL leave it); only a process
 	# started as our current binary is ours to stop.

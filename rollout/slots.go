@@ -169,7 +169,7 @@ func (r *Rollout) History(ctx context.Context, host string) ([]Operation, error)
 		if err != nil {
 			return err
 		}
-		if ok {
+		if ok && op.State == OpRunning {
 			ops = append(ops, op)
 		}
 		return nil

@@ -1,0 +1,206 @@
+package rollout
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/patchctl/patchctl/internal/testenv"
+	"github.com/patchctl/patchctl/store"
+	"github.com/patchctl/patchctl/transport"
+)
+
+// execTransport runs commands on this machine. It stands in for transport.Local until
+// that lands on this branch.
+type execTransport struct{}
+
+var _ transport.Transport = execTransport{}
+
+func (execTransport) Run(ctx context.Context, argv []string, stdin io.Reader) (transport.Result, error) {
+	var stdout, stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, &stdout, &stderr
+	cmd.WaitDelay = 2 * time.Second
+	err := cmd.Run()
+	res := transport.Result{Stdout: stdout.Bytes(), Stderr: stderr.Bytes()}
+	var exit *exec.ExitError
+	if errors.As(err, &exit) && exit.ExitCode() > 0 {
+		return res, &transport.ExitError{Argv: argv, Status: exit.ExitCode(), Stderr: strings.TrimSpace(stderr.String())}
+	}
+	return res, err
+}
+
+func (execTransport) Put(ctx context.Context, path string, r io.Reader, mode fs.FileMode) error {
+	f, err := os.CreateTemp(filepath.Dir(path), ".put-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := io.Copy(f, r); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Chmod(mode); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}
+
+func (execTransport) ReadFile(_ context.Context, path string) ([]byte, error) {
+	return os.ReadFile(path)
+}
+
+func (execTransport) Close() error { return nil }
+
+// backends are the real servers behind the proxies of a test.
+type backends struct {
+	redis, authRedis, memcached *testenv.Process
+}
+
+func startBackends(t testing.TB) backends {
+	return backends{
+		redis:     testenv.Redis(t),
+		authRedis: testenv.Redis(t, "--requirepass", "s3cret"),
+		memcached: testenv.Memcached(t),
+	}
+}
+
+// hostEnv is one simulated twemproxy host: a root directory, a nutcracker.yml, a store.
+type hostEnv struct {
+	Root, Config, Stats, Store, User string
+	Interval                         time.Duration
+}
+
+// newHost lays out a host whose nutcracker.yml has a redis, an authenticated redis and a
+// memcached pool; extra is appended to every pool.
+func newHost(t testing.TB, b backends, extra string) hostEnv {
+	t.Helper()
+	// Not t.TempDir: the unprivileged user must be able to reach the binaries.
+	root, err := os.MkdirTemp("", "rollout-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		killOurs(root)
+		os.RemoveAll(root)
+	})
+	conf := fmt.Sprintf(`alpha:
+  listen: %s
+  redis: true
+  servers:
+   - %s:1
+%sbeta:
+  listen: %s
+  servers:
+   - %s:1
+%sgamma:
+  listen: %s
+  redis: true
+  redis_auth: s3cret
+  servers:
+   - %s:1
+%s`, testenv.Addr(testenv.FreePort(t)), b.redis.Addr, extra,
+		testenv.Addr(testenv.FreePort(t)), b.memcached.Addr, extra,
+		testenv.Addr(testenv.FreePort(t)), b.authRedis.Addr, extra)
+	path := filepath.Join(root, "nutcracker.yml")
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	u := "nutcracker"
+	if os.Geteuid() != 0 {
+		cur, err := user.Current()
+		if err != nil {
+			t.Fatal(err)
+		}
+		u = cur.Username
+	}
+	return hostEnv{Root: root, Config: path, Stats: testenv.Addr(testenv.FreePort(t)),
+		Store: filepath.Join(t.TempDir(), "patchctl.db"), User: u, Interval: 50 * time.Millisecond}
+}
+
+func (e hostEnv) spec() HostSpec {
+	return HostSpec{Name: "proxy-1", Transport: execTransport{}, Root: e.Root, Config: e.Config,
+		StatsAddr: e.Stats, Process: Process{Mode: ModePidfile, User: e.User, StatsInterval: e.Interval,
+			StopTimeout: 2 * time.Second}}
+}
+
+func openStore(t testing.TB, path string) *store.Store {
+	t.Helper()
+	st, err := store.Open(context.Background(), path, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+func artifact(t testing.TB, version string) Artifact {
+	return Artifact{Path: testenv.Nutcracker(t, version), Version: version}
+}
+
+// running lists the live processes started as <root>/current.
+func running(root string) []int {
+	exe := filepath.Join(root, "current")
+	entries, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		argv0, _, _ := bytes.Cut(cmdline, []byte{0})
+		if string(argv0) != exe {
+			continue
+		}
+		stat, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if bytes.Contains(stat, []byte(") Z ")) {
+			continue
+		}
+		out = append(out, pid)
+	}
+	return out
+}
+
+// killOurs ends the proxies a test started, found by their root directory.
+func killOurs(root string) {
+	for _, pid := range running(root) {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+}
+
+func ctxT(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func openStoreErr(ctx context.Context, path string) (*store.Store, error) {
+	return store.Open(ctx, path, store.Options{Timeout: 5 * time.Second})
+}
