@@ -257,4 +257,3 @@ func TestMain(m *testing.M) {
 	}
 	os.Exit(m.Run())
 }
-

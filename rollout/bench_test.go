@@ -1,0 +1,137 @@
+package rollout
+
+import (
+	"context"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/patchctl/patchctl/internal/testenv"
+	"github.com/patchctl/patchctl/probe"
+)
+
+// benchHost is a host that runs 0.5.0 with 0.4.1 as its previous good build.
+func benchHost(b *testing.B) (*Rollout, hostEnv) {
+	e := newHost(b, startBackends(b), "")
+	r := New(openStore(b, e.Store), Options{})
+	ctx := ctxT(b)
+	for _, v := range []string{"0.4.1", "0.5.0"} {
+		if _, err := r.Deploy(ctx, e.spec(), artifact(b, v), DeployOptions{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return r, e
+}
+
+// BenchmarkRollback is the wall time of Rollback, from the call to the smoke test passed.
+func BenchmarkRollback(b *testing.B) {
+	r, e := benchHost(b)
+	ctx := ctxT(b)
+	for b.Loop() {
+		if _, err := r.Rollback(ctx, e.spec(), ""); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkNutcrackerStart is what nutcracker itself needs: exec to its stats port answering.
+func BenchmarkNutcrackerStart(b *testing.B) {
+	e := newHost(b, startBackends(b), "")
+	bin := testenv.Nutcracker(b, "0.5.0")
+	port := strings.TrimPrefix(e.Stats, "127.0.0.1:")
+	ctx := ctxT(b)
+	for b.Loop() {
+		cmd := exec.Command(bin, "-c", e.Config, "-s", port, "-a", "127.0.0.1", "-o", "/dev/null")
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		for {
+			if _, err := fetchStats(ctx, e.Stats); err == nil {
+				break
+			}
+			if ctx.Err() != nil {
+				b.Fatal(ctx.Err())
+			}
+			time.Sleep(100 * time.Microsecond)
+		}
+		b.StopTimer()
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		b.StartTimer()
+	}
+}
+
+// BenchmarkSwitchGap hammers the redis pool with SET while the host switches builds and
+// reports the longest time without a successful request and the requests that failed.
+func BenchmarkSwitchGap(b *testing.B) {
+	r, e := benchHost(b)
+	ctx := ctxT(b)
+	pools, err := parsePools(e.Config, mustRead(b, e.Config))
+	if err != nil {
+		b.Fatal(err)
+	}
+	target := probe.Target{Addr: pools[0].Listen, Protocol: probe.Redis, Timeout: time.Second}
+	var worst time.Duration
+	var failed int
+	for b.Loop() {
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		var gap time.Duration
+		var fails int
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			last := time.Now()
+			var c *probe.Client
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					if c != nil {
+						c.Close()
+					}
+					return
+				default:
+				}
+				var err error
+				if c == nil {
+					c, err = probe.Dial(ctx, target)
+				}
+				if err == nil {
+					err = c.Set(ctx, []string{"bench:" + strconv.Itoa(i%64)}, []byte("v"), time.Minute)
+				}
+				now := time.Now()
+				if err != nil {
+					fails++
+					if c != nil {
+						c.Close()
+						c = nil
+					}
+					continue
+				}
+				gap = max(gap, now.Sub(last))
+				last = now
+			}
+		}()
+		time.Sleep(20 * time.Millisecond)
+		if _, err := r.Rollback(ctx, e.spec(), ""); err != nil {
+			b.Fatal(err)
+		}
+		close(stop)
+		wg.Wait()
+		worst = max(worst, gap)
+		failed += fails
+	}
+	b.ReportMetric(float64(worst.Microseconds())/1000, "max-gap-ms")
+	b.ReportMetric(float64(failed)/float64(b.N), "failed-req/op")
+}
+
+func mustRead(b *testing.B, path string) []byte {
+	data, err := (execTransport{}).ReadFile(context.Background(), path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return data
+}
