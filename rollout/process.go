@@ -144,7 +144,7 @@ func (c *pidfile) ids(ctx context.Context) (uid, gid string, asRoot bool, err er
 // upper-case hex alternatives (1F90|1F91), then the start argv.
 // Exit 3: the old process survived SIGKILL; 4: a port stayed in use.
 const restartScript = `set -u
-exe=$1 pidf=$2 ticks=$3 ports=$4
+exe=$1 pidf=$2 ticks=$3 ports=$4 stopped=
 shift 4
 alive() {
 	[ -r /proc/$1/stat ] || return 1
@@ -166,21 +166,27 @@ if [ -s "$pidf" ]; then
 			if [ $n -eq $((2000 + ticks)) ]; then kill -KILL "$pid" 2>/dev/null; fi
 			if [ $n -gt $((2400 + ticks)) ]; then echo "pid $pid did not exit" >&2; exit 3; fi
 		done
+		stopped=1
 	fi
 	rm -f -- "$pidf"
 fi
-busy() {
-	for f in /proc/net/tcp /proc/net/tcp6; do
-		[ -r $f ] && grep -qE ":($ports) [0-9A-F]+:0000 0A " $f && return 0
+# A process's sockets are closed before it turns zombie, so after our own stop the ports
+# are free; otherwise (no or a stale pid file) something else may hold them, and reading
+# /proc/net/tcp costs milliseconds on a busy host, so only then.
+if [ -z "$stopped" ]; then
+	busy() {
+		for f in /proc/net/tcp /proc/net/tcp6; do
+			[ -r $f ] && grep -qE ":($ports) [0-9A-F]+:0000 0A " $f && return 0
+		done
+		return 1
+	}
+	n=0
+	while busy; do
+		n=$((n + 1))
+		if [ $n -gt $ticks ]; then echo "a port of $ports is still in use" >&2; exit 4; fi
+		sleep 0.005
 	done
-	return 1
-}
-n=0
-while busy; do
-	n=$((n + 1))
-	if [ $n -gt $ticks ]; then echo "a port of $ports is still in use" >&2; exit 4; fi
-	sleep 0.005
-done
+fi
 exec "$@"
 `
 
