@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -184,10 +185,10 @@ func (g *GitHub) Fetch(ctx context.Context) (Snapshot, error) {
 func (g *GitHub) walk(ctx context.Context, tr *transport, endpoint string, list func(context.Context) error) error {
 	w := &walk{first: true, keep: map[string]store.CacheEntry{}}
 	if err := list(withWalk(ctx, w)); err != nil {
-		return fmt.Errorf("%s %s: %w", g.name, endpoint, err)
+		return fmt.Errorf("%s: %w", endpoint, err)
 	}
 	if err := tr.commit(ctx, w); err != nil {
-		return fmt.Errorf("%s %s: store http cache: %w", g.name, endpoint, err)
+		return fmt.Errorf("%s: store http cache: %w", endpoint, err)
 	}
 	return nil
 }
@@ -201,14 +202,18 @@ func (g *GitHub) classify(err error, resp *github.Response) error {
 	}
 	var abuse *github.AbuseRateLimitError
 	var er *github.ErrorResponse
-	limited := errors.As(err, &abuse) ||
-		(errors.As(err, &er) && er.Response != nil && er.Response.StatusCode == http.StatusTooManyRequests)
+	limited := errors.As(err, &abuse)
+	if errors.As(err, &er) && er.Response != nil {
+		code := er.Response.StatusCode
+		limited = code == http.StatusTooManyRequests ||
+			(code == http.StatusForbidden && er.Response.Header.Get("Retry-After") != "")
+	}
 	if limited && resp != nil {
 		return &RateLimitError{Until: retryAt(resp.Header, g.opts.Now()), Err: err}
 	}
 	var se *json.SyntaxError
 	var te *json.UnmarshalTypeError
-	if errors.As(err, &se) || errors.As(err, &te) {
+	if errors.As(err, &se) || errors.As(err, &te) || errors.Is(err, io.ErrUnexpectedEOF) {
 		return fmt.Errorf("malformed JSON answer: %w", err)
 	}
 	return err
