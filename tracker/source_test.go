@@ -46,8 +46,8 @@ func sourceSuite(t *testing.T, newSource func(t *testing.T, repo string) tracker
 	// The draft (1.3.0) and the tags that are not versions (nightly, release-candidate)
 	// are left out; tags without a Release object become TagOnly releases.
 	want := []struct {
-		tag, version  string
-		pre, tagOnly  bool
+		tag, version   string
+		pre, tagOnly   bool
 		published, url bool
 	}{
 		{"v2.0.0-rc1", "2.0.0-rc1", true, false, true, true},

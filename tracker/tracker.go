@@ -4,6 +4,7 @@
 package tracker
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -166,52 +167,58 @@ func (t *Tracker) record(tx *store.Tx, w Watch, snap Snapshot, sr *SourceReport)
 	if err != nil {
 		return err
 	}
-	known, err := tx.Releases(name)
+	stored, err := tx.Releases(name)
 	if err != nil {
 		return err
 	}
-	knownAdv, err := tx.Advisories(name)
+	storedAdv, err := tx.Advisories(name)
 	if err != nil {
 		return err
 	}
-	sr.First = state.LastSuccess.IsZero() && len(known) == 0 && len(knownAdv) == 0
+	sr.First = state.LastSuccess.IsZero() && len(stored) == 0 && len(storedAdv) == 0
 
+	// Only new or changed records are written: an unchanged poll writes no record.
+	known := make(map[string]store.Release, len(stored))
+	for _, r := range stored {
+		known[r.Tag] = r
+	}
 	for _, r := range snap.Releases {
-		_, ok, err := tx.Release(name, r.Tag)
-		if err != nil {
-			return err
-		}
-		if !ok {
+		if old, ok := known[r.Tag]; !ok {
 			r.FirstSeen = tx.Now()
 			sr.NewReleases = append(sr.NewReleases, r)
+		} else if r.FirstSeen = old.FirstSeen; sameJSON(old, r) {
+			continue
 		}
 		if err := tx.PutRelease(r); err != nil {
 			return err
 		}
+		known[r.Tag] = r
+	}
+	knownAdv := make(map[string]store.Advisory, len(storedAdv))
+	for _, a := range storedAdv {
+		knownAdv[a.ID] = a
 	}
 	for _, a := range snap.Advisories {
-		_, ok, err := tx.Advisory(name, a.ID)
-		if err != nil {
-			return err
-		}
-		if !ok && a.WithdrawnAt.IsZero() {
+		if old, ok := knownAdv[a.ID]; !ok {
 			a.FirstSeen = tx.Now()
-			sr.NewAdvisories = append(sr.NewAdvisories, a)
+			if a.WithdrawnAt.IsZero() {
+				sr.NewAdvisories = append(sr.NewAdvisories, a)
+			}
+		} else if a.FirstSeen = old.FirstSeen; sameJSON(old, a) {
+			continue
 		}
 		if err := tx.PutAdvisory(a); err != nil {
 			return err
 		}
+		knownAdv[a.ID] = a
 	}
 	SortReleases(sr.NewReleases)
 
-	all, err := tx.Releases(name)
-	if err != nil {
-		return err
+	all := make([]store.Release, 0, len(known))
+	for _, r := range known {
+		all = append(all, r)
 	}
-	advs, err := tx.Advisories(name)
-	if err != nil {
-		return err
-	}
+	advs := knownAdv
 	sr.Releases, sr.Advisories = len(all), len(advs)
 	if l, ok := Latest(all, w.Prereleases); ok {
 		sr.Latest = &l
@@ -348,4 +355,11 @@ func Watches(cfg *config.Config, st *store.Store, m *Metrics, logger *slog.Logge
 		out = append(out, Watch{Source: src, Prereleases: s.Prereleases})
 	}
 	return out, nil
+}
+
+// sameJSON reports whether two records would be stored identically.
+func sameJSON(a, b any) bool {
+	ja, errA := json.Marshal(a)
+	jb, errB := json.Marshal(b)
+	return errA == nil && errB == nil && bytes.Equal(ja, jb)
 }

@@ -38,19 +38,29 @@ func Latest(releases []store.Release, allowPre bool) (latest store.Release, ok b
 
 // SortReleases orders releases by version, highest first; unparsable ones go last.
 func SortReleases(releases []store.Release) {
-	slices.SortStableFunc(releases, func(a, b store.Release) int {
-		va, errA := releaseVersion(a)
-		vb, errB := releaseVersion(b)
+	type keyed struct {
+		r store.Release
+		v *version.Version // nil when unparsable
+	}
+	ks := make([]keyed, len(releases))
+	for i, r := range releases {
+		ks[i].r = r
+		ks[i].v, _ = releaseVersion(r)
+	}
+	slices.SortStableFunc(ks, func(a, b keyed) int {
 		switch {
-		case errA != nil && errB != nil:
-			return strings.Compare(a.Tag, b.Tag)
-		case errA != nil:
+		case a.v == nil && b.v == nil:
+			return strings.Compare(a.r.Tag, b.r.Tag)
+		case a.v == nil:
 			return 1
-		case errB != nil:
+		case b.v == nil:
 			return -1
 		}
-		return vb.Compare(va)
+		return b.v.Compare(a.v)
 	})
+	for i := range ks {
+		releases[i] = ks[i].r
+	}
 }
 
 func releaseVersion(r store.Release) (*version.Version, error) {
