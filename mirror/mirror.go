@@ -28,8 +28,8 @@ import (
 	"time"
 )
 
-// Files maps each endpoint to the file it serves.
-var Files = map[string]string{
+// endpoints maps each endpoint to the file it serves.
+var endpoints = map[string]string{
 	"releases":            "releases.json",
 	"tags":                "tags.json",
 	"security-advisories": "security-advisories.json",
@@ -146,7 +146,7 @@ func (s *Server) spend(w http.ResponseWriter, charge bool) bool {
 
 func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 	owner, repo, kind := r.PathValue("owner"), r.PathValue("repo"), r.PathValue("kind")
-	file, ok := Files[kind]
+	file, ok := endpoints[kind]
 	dir := path.Join("repos", owner, repo)
 	if ok && reName.MatchString(owner) && reName.MatchString(repo) && owner != ".." && repo != ".." {
 		st, err := fs.Stat(s.fsys, dir)

@@ -2,12 +2,14 @@ package tracker_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/patchctl/patchctl/config"
 	"github.com/patchctl/patchctl/mirror"
 	"github.com/patchctl/patchctl/store"
 	"github.com/patchctl/patchctl/tracker"
@@ -211,4 +213,51 @@ func FuzzParseVersion(f *testing.F) {
 			t.Fatalf("%q → %q → %v, %v", tag, v.String(), again, err)
 		}
 	})
+}
+
+func TestWatchesFromConfig(t *testing.T) {
+	f := newFakeGitHub(t, mirror.Twemproxy(), mirror.Options{})
+	abs, err := filepath.Abs(exampleDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	yml := fmt.Sprintf("github:\n  api_url: %s\ntracker:\n  sources:\n    - repo: acme/proxy\n      dir: %s\n      prereleases: true\n    - repo: twitter/twemproxy\n      tags: false\n",
+		strings.TrimSuffix(f.URL, "/"), abs)
+	cfg, err := config.Parse("patchctl.yml", strings.NewReader(yml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := tempStore(t)
+	watches, err := tracker.Watches(cfg, st, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := tracker.New(st, watches, tracker.Options{}).Poll(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := fmt.Sprintf("%s %d %s; %s %d %s", rep.Sources[0].Source, rep.Sources[0].Releases, rep.Sources[0].Latest.Tag,
+		rep.Sources[1].Source, rep.Sources[1].Releases, rep.Sources[1].Latest.Tag)
+	if want := "acme/proxy 5 v2.0.0-rc1; twitter/twemproxy 2 0.5.0"; got != want {
+		t.Errorf("got %s, want %s", got, want)
+	}
+}
+
+func TestNewGitHubChecksItsArguments(t *testing.T) {
+	f := newFakeGitHub(t, mirror.Twemproxy(), mirror.Options{})
+	// Without the trailing slash go-github refuses every call; NewGitHub adds it.
+	g, err := tracker.NewGitHub("twitter/twemproxy", tracker.GitHubOptions{APIURL: strings.TrimSuffix(f.URL, "/")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snap, err := g.Fetch(context.Background()); err != nil || len(snap.Releases) != 2 {
+		t.Errorf("no trailing slash: %d releases, %v", len(snap.Releases), err)
+	}
+	for _, c := range []struct{ repo, url string }{
+		{"twemproxy", ""}, {"a/b/c", ""}, {"/b", ""}, {"a/b", "ftp://example.com/"}, {"a/b", "://"},
+	} {
+		if _, err := tracker.NewGitHub(c.repo, tracker.GitHubOptions{APIURL: c.url}); err == nil {
+			t.Errorf("NewGitHub(%q, %q): no error", c.repo, c.url)
+		}
+	}
 }

@@ -117,6 +117,7 @@ func replay(req *http.Request, e store.CacheEntry, fresh http.Header) *http.Resp
 	}
 	h.Set("Content-Type", "application/json; charset=utf-8")
 	h.Set("X-From-Cache", "1")
+	h.Del("Content-Length")
 	h.Del("Link")
 	if e.Link != "" {
 		h.Set("Link", e.Link)
