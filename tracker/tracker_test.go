@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -511,5 +512,19 @@ func TestTwemproxyHistory(t *testing.T) {
 		if !r.TagOnly || r.Security {
 			t.Errorf("%s = %+v, want a plain tag", r.Tag, r)
 		}
+	}
+}
+
+func TestNetworkErrorIsRetriedThenFails(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	url := srv.URL + "/"
+	srv.Close() // nothing listens there any more
+	g, err := tracker.NewGitHub("acme/proxy", tracker.GitHubOptions{APIURL: url, Retries: 2, Backoff: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := g.Fetch(context.Background())
+	if err == nil || strings.Contains(err.Error(), "no answer within") || snap.Stats.Requests != 3 || len(snap.Releases) != 0 {
+		t.Errorf("err %v, stats %+v", err, snap.Stats)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -156,19 +157,19 @@ func (t *transport) send(req *http.Request) (*http.Response, []byte, error) {
 		t.stats.Requests++
 		if err != nil {
 			o.Metrics.request(endpoint, "error")
-			if ctx.Err() != nil {
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 				err = fmt.Errorf("no answer within %s", o.Timeout)
 			}
 			err = fmt.Errorf("GET %s: %w", req.URL.Path, err)
-			if attempt < o.Retries {
-				o.Logger.Debug("retry", "url", req.URL.Path, "err", err, "in", backoff)
-				if err := sleep(req.Context(), backoff); err != nil {
-					return nil, nil, err
-				}
-				backoff *= 2
-				continue
+			if attempt >= o.Retries {
+				return nil, nil, err
 			}
-			return nil, nil, err
+			o.Logger.Debug("retry", "url", req.URL.Path, "err", err, "in", backoff)
+			if err := sleep(req.Context(), backoff); err != nil {
+				return nil, nil, err
+			}
+			backoff *= 2
+			continue
 		}
 		o.Metrics.request(endpoint, strconv.Itoa(resp.StatusCode))
 		if resp.StatusCode == http.StatusNotModified {
@@ -179,21 +180,23 @@ func (t *transport) send(req *http.Request) (*http.Response, []byte, error) {
 			o.Metrics.remaining(t.g.name, n)
 		}
 		resp.Body = io.NopCloser(bytes.NewReader(body))
-		wait := backoff
-		retry := resp.StatusCode >= 500 && resp.StatusCode <= 599
-		if secondaryLimit(resp, body) {
-			wait = retryAt(resp.Header, o.Now()).Sub(o.Now())
-			retry = wait <= o.MaxWait
+		var wait time.Duration
+		switch {
+		case secondaryLimit(resp, body):
+			if wait = retryAt(resp.Header, o.Now()).Sub(o.Now()); wait > o.MaxWait {
+				return resp, body, nil // the caller records when to come back
+			}
+		case resp.StatusCode >= 500 && resp.StatusCode <= 599:
+			wait, backoff = backoff, backoff*2
+		default:
+			return resp, body, nil
 		}
-		if !retry || attempt >= o.Retries {
+		if attempt >= o.Retries {
 			return resp, body, nil
 		}
 		o.Logger.Debug("retry", "url", req.URL.Path, "status", resp.StatusCode, "in", wait)
 		if err := sleep(req.Context(), wait); err != nil {
 			return nil, nil, err
-		}
-		if wait == backoff {
-			backoff *= 2
 		}
 	}
 }
