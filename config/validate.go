@@ -121,6 +121,7 @@ func (c *Config) validate(root *yaml.Node) Errors {
 	if c.Notify.Interval <= 0 {
 		fail("notify.interval", "must be positive")
 	}
+	c.validateInventory(fail)
 	if c.Shutdown <= 0 {
 		fail("shutdown_timeout", "must be positive")
 	}
