@@ -135,6 +135,8 @@ func newEventsCmd(env *Env, fs *flag.FlagSet) Command {
 	return c
 }
 
+func eventFilter(kind string) store.EventFilter { return store.EventFilter{Kind: kind, Limit: 50} }
+
 func (c *eventsCmd) Run(ctx context.Context) error {
 	var evs []store.Event
 	if err := c.env.call(ctx, "events", c.filter, &evs); err != nil {
