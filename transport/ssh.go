@@ -68,23 +68,22 @@ func DialSSH(ctx context.Context, spec Spec) (*SSH, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ssh %s: %w", spec.Address, err)
 	}
-	// The handshake has no context of its own: a deadline bounds it, and closing the
-	// connection interrupts it when ctx ends first.
-	deadline, _ := ctx.Deadline()
-	_ = conn.SetDeadline(deadline)
+	// The handshake has no context of its own: closing the connection when ctx ends (its
+	// deadline is the handshake timeout) interrupts it.
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	c, chans, reqs, err := ssh.NewClientConn(conn, addr, cfg)
-	if !stop() {
-		if err == nil {
-			c.Close()
-		}
+	stop()
+	if err == nil && ctx.Err() != nil {
+		c.Close()
+	}
+	if ctx.Err() != nil {
+		// ctx ended and cut the handshake: report why, not the I/O error.
 		return nil, fmt.Errorf("ssh %s: handshake: %w", spec.Address, context.Cause(ctx))
 	}
 	if err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("ssh %s: %w", spec.Address, classifyHandshake(err))
 	}
-	_ = conn.SetDeadline(time.Time{})
 	return &SSH{host: spec.Address, client: ssh.NewClient(c, chans, reqs)}, nil
 }
 
