@@ -130,7 +130,8 @@ func extractFromDeb(r io.Reader, member string, maxSize int64, w io.Writer) erro
 		}
 		tarStream = xr
 	case ".zst":
-		zr, err := zstd.NewReader(data)
+		// One goroutine and a bounded window: a crafted frame must not claim gigabytes.
+		zr, err := zstd.NewReader(data, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(64<<20))
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
