@@ -34,7 +34,7 @@ func ctx(t *testing.T) context.Context {
 	return c
 }
 
-func sum(t *testing.T, path string) string {
+func sum(t testing.TB, path string) string {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -52,7 +52,7 @@ type server struct {
 	hits  map[string]int
 }
 
-func newServer(t *testing.T, files map[string]string) *server {
+func newServer(t testing.TB, files map[string]string) *server {
 	s := &server{files: files, hits: map[string]int{}}
 	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()

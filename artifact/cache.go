@@ -69,7 +69,7 @@ type Cache struct {
 	StallTimeout time.Duration
 }
 
-// New returns a cache in dir with an HTTP client that bounds connecting, TLS and waiting for
+// New returns a cache in dir (created on first use; logger may be nil) with an HTTP client that bounds connecting, TLS and waiting for
 // response headers; downloads themselves are bounded by ctx and StallTimeout.
 func New(dir string, logger *slog.Logger) *Cache {
 	tr := &http.Transport{
@@ -79,6 +79,9 @@ func New(dir string, logger *slog.Logger) *Cache {
 		ResponseHeaderTimeout: 30 * time.Second,
 		IdleConnTimeout:       90 * time.Second,
 		ForceAttemptHTTP2:     true,
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
 	}
 	return &Cache{
 		Dir:           dir,
@@ -100,7 +103,11 @@ func (c *Cache) Resolve(ctx context.Context, src Source, version string, progres
 	if !validVersion.MatchString(version) {
 		return Artifact{}, fmt.Errorf("version %q: not a version", version)
 	}
-	loc, err := expand("url", src.URL+src.Path, version) // exactly one is set
+	field, tmpl := "url", src.URL
+	if src.Path != "" {
+		field, tmpl = "path", src.Path
+	}
+	loc, err := expand(field, tmpl, version)
 	if err != nil {
 		return Artifact{}, err
 	}
@@ -283,8 +290,11 @@ func (c *Cache) extract(ctx context.Context, src Source, version, blob, from str
 		return "", err
 	}
 	defer f.Close()
+	// The archive is read in a goroutine that streams the member into the cache.
 	pr, pw := io.Pipe()
+	done := make(chan struct{})
 	go func() {
+		defer close(done)
 		var err error
 		if src.Kind == KindDeb {
 			err = extractFromDeb(f, member, c.MaxMemberSize, pw)
@@ -294,7 +304,8 @@ func (c *Cache) extract(ctx context.Context, src Source, version, blob, from str
 		pw.CloseWithError(err)
 	}()
 	bin, _, err := c.store(ctx, pr, "", 0o755, from)
-	pr.CloseWithError(errors.New("extraction stopped"))
+	pr.CloseWithError(errors.New("extraction stopped")) // unblocks the goroutine if store gave up
+	<-done
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", from, err)
 	}
