@@ -8,6 +8,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -174,5 +175,61 @@ func TestSpecValidate(t *testing.T) {
 		if tt.err == "" && err != nil || tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err)) {
 			t.Errorf("%+v: err = %v, want %q", tt.spec, err, tt.err)
 		}
+	}
+}
+
+// TestSSHAgentAndDefaults: with no identity_file, keys come from a real ssh-agent; an
+// encrypted default key file is passed over rather than failing the dial.
+func TestSSHAgentAndDefaults(t *testing.T) {
+	srv := testenv.SSHD(t)
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	if err := os.Mkdir(filepath.Join(home, ".ssh"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	_, k, _ := ed25519.GenerateKey(rand.Reader)
+	block, err := ssh.MarshalPrivateKeyWithPassphrase(k, "", []byte("secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(home, ".ssh", "id_ed25519"), pem.EncodeToMemory(block), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	spec := sshSpec(srv)
+	spec.IdentityFile = ""
+	dial := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		tr, err := transport.Dial(ctx, spec)
+		if err == nil {
+			_, err = tr.Run(ctx, []string{"true"}, nil)
+			tr.Close()
+		}
+		return err
+	}
+
+	t.Setenv("SSH_AUTH_SOCK", "")
+	if err := dial(); err == nil || !strings.Contains(err.Error(), "identity_file: not set, no key in ssh-agent") {
+		t.Fatalf("without agent: err = %v", err)
+	}
+
+	sock := filepath.Join(t.TempDir(), "agent.sock")
+	agent := testenv.Start(t, "", testenv.LookPath(t, "ssh-agent"), "-D", "-a", sock)
+	for i := 0; ; i++ {
+		if _, err := os.Stat(sock); err == nil {
+			break
+		}
+		if i == 200 || agent.Exited() {
+			t.Fatalf("ssh-agent did not create %s: %s", sock, agent.Output())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Setenv("SSH_AUTH_SOCK", sock)
+	add := exec.Command(testenv.LookPath(t, "ssh-add"), srv.IdentityFile)
+	if out, err := add.CombinedOutput(); err != nil {
+		t.Fatalf("ssh-add: %v: %s", err, out)
+	}
+	if err := dial(); err != nil {
+		t.Fatalf("with the key in ssh-agent: %v", err)
 	}
 }
