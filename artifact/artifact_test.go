@@ -440,3 +440,22 @@ func TestSourceValidate(t *testing.T) {
 		}
 	}
 }
+
+func TestProgressOutput(t *testing.T) {
+	f, err := os.Create(filepath.Join(t.TempDir(), "log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if w := artifact.ProgressOutput(f); w != nil {
+		t.Fatal("progress goes to a regular file")
+	}
+	null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer null.Close()
+	if w := artifact.ProgressOutput(null); w != nil {
+		t.Fatal("progress goes to a character device that is not a terminal")
+	}
+}

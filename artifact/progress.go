@@ -5,13 +5,14 @@ import (
 	"io"
 	"os"
 	"time"
+
+	"golang.org/x/term"
 )
 
 // ProgressOutput returns f if it is a terminal and nil otherwise, for Resolve's progress
 // argument: progress lines are for people watching, not for logs.
 func ProgressOutput(f *os.File) io.Writer {
-	fi, err := f.Stat()
-	if err != nil || fi.Mode()&os.ModeCharDevice == 0 {
+	if f == nil || !term.IsTerminal(int(f.Fd())) {
 		return nil
 	}
 	return f
