@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/agent"
 	"golang.org/x/crypto/ssh/knownhosts"
 )
 
@@ -45,16 +46,19 @@ var (
 )
 
 // DialSSH connects and authenticates to spec.Address. Host keys are checked against
-// spec.KnownHosts (default ~/.ssh/known_hosts); authentication uses spec.IdentityFile
-// (default: the first of ~/.ssh/id_ed25519, id_ecdsa, id_rsa that exists).
+// spec.KnownHosts (default ~/.ssh/known_hosts). Authentication uses the key in
+// spec.IdentityFile, or if it is empty the ssh-agent's keys and ~/.ssh/id_{ed25519,ecdsa,rsa}.
 func DialSSH(ctx context.Context, spec Spec) (*SSH, error) {
 	addr := spec.Address
 	if _, _, err := net.SplitHostPort(addr); err != nil {
 		addr = net.JoinHostPort(addr, "22")
 	}
-	cfg, err := clientConfig(spec, addr)
+	cfg, agentConn, err := clientConfig(spec, addr)
 	if err != nil {
 		return nil, fmt.Errorf("ssh %s: %w", spec.Address, err)
+	}
+	if agentConn != nil {
+		defer agentConn.Close()
 	}
 	timeout := spec.Timeout
 	if timeout <= 0 {
@@ -68,27 +72,28 @@ func DialSSH(ctx context.Context, spec Spec) (*SSH, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ssh %s: %w", spec.Address, err)
 	}
-	// The handshake has no context of its own: a deadline bounds it, and closing the
-	// connection interrupts it when ctx ends first.
-	deadline, _ := ctx.Deadline()
-	_ = conn.SetDeadline(deadline)
+	// The handshake has no context of its own: closing the connection when ctx ends (its
+	// deadline is the handshake timeout) interrupts it.
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	c, chans, reqs, err := ssh.NewClientConn(conn, addr, cfg)
-	if !stop() {
-		if err == nil {
-			c.Close()
-		}
+	stop()
+	if err == nil && ctx.Err() != nil {
+		c.Close()
+	}
+	if ctx.Err() != nil {
+		// ctx ended and cut the handshake: report why, not the I/O error.
 		return nil, fmt.Errorf("ssh %s: handshake: %w", spec.Address, context.Cause(ctx))
 	}
 	if err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("ssh %s: %w", spec.Address, classifyHandshake(err))
 	}
-	_ = conn.SetDeadline(time.Time{})
 	return &SSH{host: spec.Address, client: ssh.NewClient(c, chans, reqs)}, nil
 }
 
-func clientConfig(spec Spec, addr string) (*ssh.ClientConfig, error) {
+// clientConfig builds the handshake configuration; the closer, if not nil, is an ssh-agent
+// connection to close after the handshake.
+func clientConfig(spec Spec, addr string) (*ssh.ClientConfig, io.Closer, error) {
 	home, _ := os.UserHomeDir()
 	known := spec.KnownHosts
 	if known == "" {
@@ -96,26 +101,26 @@ func clientConfig(spec Spec, addr string) (*ssh.ClientConfig, error) {
 	}
 	hostKeys, err := knownhosts.New(known)
 	if err != nil {
-		return nil, fmt.Errorf("known_hosts: %w", err)
-	}
-	signer, err := loadIdentity(spec.IdentityFile, home)
-	if err != nil {
-		return nil, err
+		return nil, nil, fmt.Errorf("known_hosts: %w", err)
 	}
 	name := spec.User
 	if name == "" {
 		u, err := user.Current()
 		if err != nil {
-			return nil, fmt.Errorf("user: %w", err)
+			return nil, nil, fmt.Errorf("user: %w", err)
 		}
 		name = u.Username
 	}
+	keys, agentConn, err := signers(spec.IdentityFile, home)
+	if err != nil {
+		return nil, nil, err
+	}
 	return &ssh.ClientConfig{
 		User:              name,
-		Auth:              []ssh.AuthMethod{ssh.PublicKeys(signer)},
+		Auth:              []ssh.AuthMethod{ssh.PublicKeys(keys...)},
 		HostKeyCallback:   hostKeys,
 		HostKeyAlgorithms: hostKeyAlgorithms(hostKeys, addr),
-	}, nil
+	}, agentConn, nil
 }
 
 // hostKeyAlgorithms lists the algorithms of the keys known_hosts holds for addr, so that the
@@ -156,33 +161,68 @@ func (probeKey) Type() string                        { return "patchctl-probe" }
 func (probeKey) Marshal() []byte                     { return []byte("patchctl-probe") }
 func (probeKey) Verify([]byte, *ssh.Signature) error { return errors.New("probe key") }
 
-func loadIdentity(file, home string) (ssh.Signer, error) {
-	candidates := []string{file}
-	if file == "" {
-		candidates = nil
-		for _, n := range []string{"id_ed25519", "id_ecdsa", "id_rsa"} {
-			candidates = append(candidates, filepath.Join(home, ".ssh", n))
+// signers returns the keys to offer: the key in file alone if it is set; otherwise the keys
+// of the ssh-agent at $SSH_AUTH_SOCK, then those default key files that exist and are not
+// encrypted. The closer, if not nil, releases the agent once the handshake is over.
+func signers(file, home string) ([]ssh.Signer, io.Closer, error) {
+	if file != "" {
+		s, err := parseKeyFile(file)
+		if err != nil {
+			return nil, nil, fmt.Errorf("identity_file: %w", err)
+		}
+		return []ssh.Signer{s}, nil, nil
+	}
+	var keys []ssh.Signer
+	var agentConn io.Closer
+	if sock := os.Getenv("SSH_AUTH_SOCK"); sock != "" {
+		if conn, err := net.DialTimeout("unix", sock, 2*time.Second); err == nil {
+			agentConn = conn
+			if s, err := agent.NewClient(conn).Signers(); err == nil {
+				keys = append(keys, s...)
+			}
 		}
 	}
-	for _, f := range candidates {
-		pem, err := os.ReadFile(f)
-		if errors.Is(err, fs.ErrNotExist) && file == "" {
-			continue
+	var tried []string
+	for _, n := range []string{"id_ed25519", "id_ecdsa", "id_rsa"} {
+		f := filepath.Join(home, ".ssh", n)
+		tried = append(tried, f)
+		s, err := parseKeyFile(f)
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, errEncrypted) {
+			continue // an agent may hold the unlocked key
 		}
 		if err != nil {
-			return nil, fmt.Errorf("identity_file: %w", err)
+			if agentConn != nil {
+				agentConn.Close()
+			}
+			return nil, nil, err
 		}
-		signer, err := ssh.ParsePrivateKey(pem)
-		var missing *ssh.PassphraseMissingError
-		if errors.As(err, &missing) {
-			return nil, fmt.Errorf("identity_file %s: key is encrypted with a passphrase; use an unencrypted deploy key", f)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("identity_file %s: %w", f, err)
-		}
-		return signer, nil
+		keys = append(keys, s)
 	}
-	return nil, fmt.Errorf("identity_file: none set and none of %s exists", strings.Join(candidates, ", "))
+	if len(keys) == 0 {
+		if agentConn != nil {
+			agentConn.Close()
+		}
+		return nil, nil, fmt.Errorf("identity_file: not set, no key in ssh-agent, and none of %s is an unencrypted key", strings.Join(tried, ", "))
+	}
+	return keys, agentConn, nil
+}
+
+var errEncrypted = errors.New("key is encrypted with a passphrase; use an unencrypted deploy key or ssh-agent")
+
+func parseKeyFile(f string) (ssh.Signer, error) {
+	pem, err := os.ReadFile(f)
+	if err != nil {
+		return nil, err // *fs.PathError names the file
+	}
+	signer, err := ssh.ParsePrivateKey(pem)
+	var missing *ssh.PassphraseMissingError
+	if errors.As(err, &missing) {
+		return nil, fmt.Errorf("%s: %w", f, errEncrypted)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", f, err)
+	}
+	return signer, nil
 }
 
 // classifyHandshake turns x/crypto's handshake errors into ones a person can act on.

@@ -151,6 +151,31 @@ func Run(t *testing.T, open func(t *testing.T) transport.Transport) {
 		assertOnly(t, dir, "nutcracker.yml")
 	})
 
+	t.Run("PutNeverShowsPartial", func(t *testing.T) {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "nutcracker")
+		old := strings.Repeat("old ", 1000)
+		if err := os.WriteFile(path, []byte(old), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		// Between every chunk the writer sends, the target must still hold the old content.
+		var chunks []io.Reader
+		for range 20 {
+			chunks = append(chunks, strings.NewReader(strings.Repeat("new ", 4096)))
+		}
+		r := &observingReader{r: io.MultiReader(chunks...), observe: func() {
+			if b, err := os.ReadFile(path); err != nil || string(b) != old {
+				t.Errorf("during Put the target holds %d bytes (%v), want the old %d", len(b), err, len(old))
+			}
+		}}
+		if err := open(t).Put(ctx(t), path, r, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if b, _ := os.ReadFile(path); len(b) != 20*4*4096 {
+			t.Fatalf("after Put: %d bytes, want %d", len(b), 20*4*4096)
+		}
+	})
+
 	t.Run("PutIntoMissingDir", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "no", "such", "file")
 		if err := open(t).Put(ctx(t), path, strings.NewReader("x"), 0o644); err == nil {
@@ -196,6 +221,17 @@ func assertGone(t *testing.T, pidFile string) {
 		time.Sleep(30 * time.Millisecond)
 	}
 	t.Fatalf("process %d still runs after its context ended", pid)
+}
+
+// observingReader calls observe before every read; it may run on another goroutine.
+type observingReader struct {
+	r       io.Reader
+	observe func()
+}
+
+func (o *observingReader) Read(p []byte) (int, error) {
+	o.observe()
+	return o.r.Read(p)
 }
 
 type errReader struct{}
