@@ -29,6 +29,7 @@ type Config struct {
 	Slack       Slack         `yaml:"slack" json:"slack"`
 	Notify      Notify        `yaml:"notify" json:"notify"`
 	Inventory   Inventory     `yaml:"inventory" json:"inventory"`
+	Artifacts   Artifacts     `yaml:"artifacts" json:"artifacts"`
 	Shutdown    time.Duration `yaml:"shutdown_timeout" json:"shutdown_timeout"`
 
 	// File is where the configuration was read from ("" for defaults).

@@ -122,6 +122,7 @@ func (c *Config) validate(root *yaml.Node) Errors {
 		fail("notify.interval", "must be positive")
 	}
 	c.validateInventory(fail)
+	c.validateArtifacts(fail)
 	if c.Shutdown <= 0 {
 		fail("shutdown_timeout", "must be positive")
 	}
