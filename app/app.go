@@ -92,6 +92,8 @@ func Open(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 var components = []func(ctx context.Context, a *App) error{
 	setupCore,
 	setupNotify,
+	setupTracker,
+	setupInventory,
 }
 
 // Close releases the store and whatever components hold.

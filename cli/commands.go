@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/patchctl/patchctl/app"
+	"github.com/patchctl/patchctl/inventory"
 	"github.com/patchctl/patchctl/store"
 )
 
@@ -74,11 +75,22 @@ func (c *daemonCmd) Run(ctx context.Context) error {
 
 type statusCmd struct{ env *Env }
 
+// statusView is the status of the daemon plus the fleet's per-environment counts.
+type statusView struct {
+	app.Status
+	Fleet []inventory.EnvironmentSummary `json:"fleet"`
+}
+
 func (c *statusCmd) Run(ctx context.Context) error {
-	var st app.Status
-	if err := c.env.call(ctx, "status", nil, &st); err != nil {
+	var st statusView
+	if err := c.env.call(ctx, "status", nil, &st.Status); err != nil {
 		return err
 	}
+	var fleet app.FleetReport
+	if err := c.env.call(ctx, "inventory", nil, &fleet); err != nil {
+		return err
+	}
+	st.Fleet = fleet.Environments
 	return c.env.emit(st, func(w io.Writer) {
 		mode := "not running (read the store directly)"
 		if st.Daemon {
@@ -103,6 +115,10 @@ func (c *statusCmd) Run(ctx context.Context) error {
 			}
 			row(w, "source "+p.Source, fmt.Sprintf("last poll %s, %s", cell(p.LastAttempt), outcome))
 		}
+		if len(st.Fleet) > 0 {
+			fmt.Fprintln(w)
+			writeEnvironments(w, st.Fleet)
+		}
 	})
 }
 
@@ -118,6 +134,8 @@ func newEventsCmd(env *Env, fs *flag.FlagSet) Command {
 	fs.IntVar(&c.filter.Limit, "n", 50, "show the newest `N` events (0 = all)")
 	return c
 }
+
+func eventFilter(kind string) store.EventFilter { return store.EventFilter{Kind: kind, Limit: 50} }
 
 func (c *eventsCmd) Run(ctx context.Context) error {
 	var evs []store.Event

@@ -28,6 +28,8 @@ type Config struct {
 	Tracker     Tracker       `yaml:"tracker" json:"tracker"`
 	Slack       Slack         `yaml:"slack" json:"slack"`
 	Notify      Notify        `yaml:"notify" json:"notify"`
+	Inventory   Inventory     `yaml:"inventory" json:"inventory"`
+	Artifacts   Artifacts     `yaml:"artifacts" json:"artifacts"`
 	Shutdown    time.Duration `yaml:"shutdown_timeout" json:"shutdown_timeout"`
 
 	// File is where the configuration was read from ("" for defaults).
@@ -112,14 +114,15 @@ var DefaultSecurityKeywords = []string{"security", "cve", "vulnerab", "crash", "
 // Default returns the configuration used when a key is absent.
 func Default() Config {
 	return Config{
-		DataDir:  "/var/lib/patchctl",
-		Log:      Log{Level: "info", Format: "text"},
-		Metrics:  Metrics{Listen: "127.0.0.1:9465"},
-		GitHub:   GitHub{APIURL: "https://api.github.com/", Timeout: 30 * time.Second},
-		Tracker:  Tracker{Schedule: "0 */6 * * *", Jitter: 5 * time.Minute, SecurityKeywords: DefaultSecurityKeywords},
-		Slack:    Slack{APIURL: "https://slack.com/api/", Timeout: 15 * time.Second},
-		Notify:   Notify{MaxAttempts: 12, MinBackoff: 2 * time.Second, MaxBackoff: 10 * time.Minute, Interval: 5 * time.Second},
-		Shutdown: 10 * time.Second,
+		DataDir:   "/var/lib/patchctl",
+		Log:       Log{Level: "info", Format: "text"},
+		Metrics:   Metrics{Listen: "127.0.0.1:9465"},
+		GitHub:    GitHub{APIURL: "https://api.github.com/", Timeout: 30 * time.Second},
+		Tracker:   Tracker{Schedule: "0 */6 * * *", Jitter: 5 * time.Minute, SecurityKeywords: DefaultSecurityKeywords},
+		Slack:     Slack{APIURL: "https://slack.com/api/", Timeout: 15 * time.Second},
+		Notify:    Notify{MaxAttempts: 12, MinBackoff: 2 * time.Second, MaxBackoff: 10 * time.Minute, Interval: 5 * time.Second},
+		Inventory: defaultInventory(),
+		Shutdown:  10 * time.Second,
 	}
 }
 

@@ -78,6 +78,8 @@ func TestErrorsNameTheLine(t *testing.T) {
 		{"bot without channel", "slack:\n  token: xoxb-1\n", "slack.channel: is required"},
 		{"bad log level", "log:\n  level: loud\n", "bad.yml:2: log.level"},
 		{"bad metrics", "metrics:\n  listen: nonsense\n", "bad.yml:2: metrics.listen"},
+		{"bad artifact source", "artifacts:\n  sources:\n    - kind: zip\n      path: /x\n", "bad.yml:3: artifacts.sources[0]: kind"},
+		{"bad inventory schedule", "inventory:\n  schedule: 'often'\n", "bad.yml:2: inventory.schedule"},
 		{"bad api url", "github:\n  api_url: ftp://x\n", "bad.yml:2: github.api_url"},
 	}
 	for _, c := range cases {

@@ -121,6 +121,8 @@ func (c *Config) validate(root *yaml.Node) Errors {
 	if c.Notify.Interval <= 0 {
 		fail("notify.interval", "must be positive")
 	}
+	c.validateInventory(fail)
+	c.validateArtifacts(fail)
 	if c.Shutdown <= 0 {
 		fail("shutdown_timeout", "must be positive")
 	}

@@ -28,6 +28,50 @@ type Host struct {
 	Config      string            `yaml:"config" json:"config"` // path of nutcracker.yml on the host
 	Binary      string            `yaml:"binary,omitempty" json:"binary,omitempty"`
 	Transport   *transport.Spec   `yaml:"transport,omitempty" json:"transport,omitempty"`
+	Deploy      *Deploy           `yaml:"deploy,omitempty" json:"deploy,omitempty"`
+}
+
+// Deploy says how patchctl installs and restarts nutcracker on a host (patchctl deploy,
+// rollback). Hosts without it can be inventoried but not deployed to.
+type Deploy struct {
+	Root      string   `yaml:"root" json:"root"`                                 // slots and the current symlink
+	Restart   string   `yaml:"restart" json:"restart"`                           // pidfile, systemd or command
+	Unit      string   `yaml:"unit,omitempty" json:"unit,omitempty"`             // systemd
+	Start     []string `yaml:"start,omitempty" json:"start,omitempty"`           // command: argv
+	Stop      []string `yaml:"stop,omitempty" json:"stop,omitempty"`             // command: argv
+	User      string   `yaml:"user,omitempty" json:"user,omitempty"`             // pidfile: runs nutcracker
+	PidFile   string   `yaml:"pid_file,omitempty" json:"pid_file,omitempty"`     // pidfile
+	LogFile   string   `yaml:"log_file,omitempty" json:"log_file,omitempty"`     // pidfile
+	ProbeHost string   `yaml:"probe_host,omitempty" json:"probe_host,omitempty"` // smoke tests reach pools here
+}
+
+func (d *Deploy) problems() []string {
+	var out []string
+	add := func(format string, args ...any) { out = append(out, "deploy: "+fmt.Sprintf(format, args...)) }
+	if d.Root == "" {
+		add("root: missing (directory for the installed builds)")
+	} else if !path.IsAbs(d.Root) {
+		add("root: %q is not an absolute path", d.Root)
+	}
+	switch d.Restart {
+	case "pidfile":
+		if d.User == "root" {
+			add("user: nutcracker must not run as root")
+		}
+	case "systemd":
+		if d.Unit == "" {
+			add("unit: missing for restart systemd")
+		}
+	case "command":
+		if len(d.Start) == 0 || len(d.Stop) == 0 {
+			add("start and stop: both required for restart command")
+		}
+	case "":
+		add("restart: missing (pidfile, systemd or command)")
+	default:
+		add("restart: %q is not pidfile, systemd or command", d.Restart)
+	}
+	return out
 }
 
 // Inventory is a validated inventory file.
@@ -57,6 +101,7 @@ type defaults struct {
 	Config      string            `yaml:"config"`
 	Binary      string            `yaml:"binary"`
 	Transport   *transport.Spec   `yaml:"transport"`
+	Deploy      *Deploy           `yaml:"deploy"`
 }
 
 // Load reads and validates the inventory file at path.
@@ -127,6 +172,10 @@ func (d defaults) apply(h Host) Host {
 		t := *d.Transport
 		h.Transport = &t
 	}
+	if h.Deploy == nil && d.Deploy != nil {
+		dep := *d.Deploy
+		h.Deploy = &dep
+	}
 	if len(d.Labels) > 0 {
 		labels := maps.Clone(d.Labels)
 		maps.Copy(labels, h.Labels)
@@ -186,6 +235,9 @@ func (h Host) problems() []string {
 	}
 	if t := h.Transport; t != nil && t.Timeout < 0 {
 		add("transport: negative timeout")
+	}
+	if h.Deploy != nil {
+		out = append(out, h.Deploy.problems()...)
 	}
 	return out
 }

@@ -4,9 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
-	"io"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -16,42 +13,16 @@ import (
 	"github.com/patchctl/patchctl/transport"
 )
 
-// execRunner runs commands on this machine. It stands in for transport.Local, which is
-// written in parallel; at merge, dialLocal returns transport.Local instead.
-type execRunner struct{}
-
-var _ inventory.Runner = execRunner{}
-
-func (execRunner) Run(ctx context.Context, argv []string, stdin io.Reader) (transport.Result, error) {
-	var stdout, stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, &stdout, &stderr
-	err := cmd.Run()
-	res := transport.Result{Stdout: stdout.Bytes(), Stderr: stderr.Bytes()}
-	var ee *exec.ExitError
-	if errors.As(err, &ee) && ctx.Err() == nil {
-		return res, &transport.ExitError{Argv: argv, Status: ee.ExitCode(), Stderr: strings.TrimSpace(stderr.String())}
-	}
-	if err != nil {
-		return res, fmt.Errorf("run %s: %w", argv[0], err)
-	}
-	return res, nil
-}
-
-func (execRunner) Close() error { return nil }
-
+// dialLocal reaches hosts through the real transports (local in these tests).
 func dialLocal(ctx context.Context, spec transport.Spec) (inventory.Runner, error) {
-	if spec.Kind != "local" {
-		return nil, fmt.Errorf("transport %q not available in tests", spec.Kind)
-	}
-	return execRunner{}, nil
+	return transport.Dial(ctx, spec)
 }
 
 // testRunner is the conformance suite for inventory.Runner: what discovery relies on.
-func testRunner(t *testing.T, dial inventory.DialFunc) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+func testRunner(t *testing.T, dial inventory.DialFunc, spec transport.Spec) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	r, err := dial(ctx, transport.Spec{Kind: "local"})
+	r, err := dial(ctx, spec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,4 +64,12 @@ func testRunner(t *testing.T, dial inventory.DialFunc) {
 	})
 }
 
-func TestExecRunner(t *testing.T) { testRunner(t, dialLocal) }
+func TestRunnerLocal(t *testing.T) { testRunner(t, dialLocal, transport.Spec{Kind: "local"}) }
+
+// TestRunnerSSH runs the same checks through a real OpenSSH server: the -V fallback works on
+// remote hosts.
+func TestRunnerSSH(t *testing.T) {
+	srv := testenv.SSHD(t)
+	testRunner(t, dialLocal, transport.Spec{Kind: "ssh", Address: srv.Addr, User: srv.User,
+		IdentityFile: srv.IdentityFile, KnownHosts: srv.KnownHosts})
+}

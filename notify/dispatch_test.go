@@ -190,8 +190,8 @@ func TestDispatcherGivesUp(t *testing.T) {
 func TestRender(t *testing.T) {
 	cases := []struct {
 		name, payload, title string
-		security         bool
-		err              bool
+		security             bool
+		err                  bool
 	}{
 		{"release", `{"kind":"release.new","release":{"source":"twitter/twemproxy","tag":"0.5.0","version":"0.5.0"}}`, "twitter/twemproxy 0.5.0 released", false, false},
 		{"pre-release", `{"kind":"release.new","release":{"source":"a/b","tag":"v0.5.0-RC1","version":"0.5.0-RC1","prerelease":true}}`, "a/b 0.5.0-RC1 pre-release published", false, false},

@@ -55,8 +55,11 @@ func releaseMessage(r store.Release) Message {
 		Date:     r.PublishedAt,
 		URL:      r.URL,
 	}
-	if r.Prerelease {
+	switch {
+	case r.Prerelease:
 		m.Title = fmt.Sprintf("%s %s pre-release published", r.Source, r.Version)
+	case r.TagOnly:
+		m.Title = fmt.Sprintf("%s tagged %s (a git tag, no GitHub release)", r.Source, r.Tag)
 	}
 	if r.Security {
 		m.Kind, m.Severity = KindSecurity, SeverityWarning

@@ -18,7 +18,8 @@ type Transport interface {
 	// Put writes r to path atomically: a temp file in the same directory, fsync, chmod
 	// to mode, rename over path.
 	Put(ctx context.Context, path string, r io.Reader, mode fs.FileMode) error
-	// ReadFile returns the contents of path on the host.
+	// ReadFile returns the contents of path on the host. A missing file gives an error
+	// matching fs.ErrNotExist.
 	ReadFile(ctx context.Context, path string) ([]byte, error)
 	// Close releases the connection, if any.
 	Close() error

@@ -1,0 +1,263 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/patchctl/patchctl/advisory"
+	"github.com/patchctl/patchctl/inventory"
+	"github.com/patchctl/patchctl/notify"
+	"github.com/patchctl/patchctl/store"
+	"github.com/patchctl/patchctl/transport"
+)
+
+// Per-host state kinds in the store.
+const (
+	hostExposure = "exposure"        // inventory.Exposure of the latest pass
+	hostTrack    = "inventory-state" // inventory.State for change detection
+	// HostExpectedVersion is the version a deploy is installing on a host; the inventory
+	// does not report reaching it as an unexpected change.
+	HostExpectedVersion = "expected-version"
+)
+
+// FleetReport is what `patchctl inventory` shows.
+type FleetReport struct {
+	Hosts        []inventory.Exposure           `json:"hosts"`
+	Environments []inventory.EnvironmentSummary `json:"environments"`
+}
+
+type fleet struct {
+	a        *App
+	inv      *inventory.Inventory
+	feed     *advisory.Feed
+	discover *inventory.Discoverer
+	hosts    *prometheus.GaugeVec
+	exposed  *prometheus.GaugeVec
+	polls    *prometheus.CounterVec
+}
+
+func setupInventory(_ context.Context, a *App) error {
+	ic := a.cfg.Inventory
+	feed, err := advisory.Load(ic.Advisories...)
+	if err != nil {
+		return fmt.Errorf("advisory feed: %w", err)
+	}
+	f := &fleet{a: a, feed: feed}
+	if ic.File != "" {
+		if f.inv, err = inventory.Load(ic.File); err != nil {
+			return err
+		}
+	}
+	f.discover = &inventory.Discoverer{
+		Dial:         func(ctx context.Context, s transport.Spec) (inventory.Runner, error) { return transport.Dial(ctx, s) },
+		Concurrency:  ic.Concurrency,
+		StatsTimeout: ic.StatsTimeout,
+		Logger:       a.log.With("component", "inventory"),
+	}
+	f.hosts = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "patchctl_hosts", Help: "Inventoried hosts by environment and running version (\"unknown\" when unreadable)."}, []string{"environment", "version"})
+	f.exposed = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "patchctl_hosts_exposed", Help: "Hosts affected by known advisories, by the highest severity."}, []string{"environment", "severity"})
+	f.polls = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "patchctl_inventory_polls_total", Help: "Host version reads by outcome (answering, down)."}, []string{"outcome"})
+	a.reg.MustRegister(f.hosts, f.exposed, f.polls)
+
+	if f.inv != nil {
+		a.addJob(job{name: "inventory", schedule: ic.Schedule, run: func(ctx context.Context) error {
+			_, err := f.poll(ctx)
+			return err
+		}})
+	}
+	handle(a, "inventory.poll", func(ctx context.Context, _ struct{}) (any, error) {
+		if f.inv == nil {
+			return nil, &Error{Kind: KindUsage, Msg: "no inventory configured (inventory.file in patchctl.yml)"}
+		}
+		return f.poll(ctx)
+	})
+	handle(a, "inventory", func(ctx context.Context, _ struct{}) (any, error) { return f.report(ctx) })
+	return nil
+}
+
+// poll reads every host, assesses it, and records changes with one alert per change.
+func (f *fleet) poll(ctx context.Context) (FleetReport, error) {
+	a := f.a
+	obs := f.discover.Discover(ctx, f.inv.Hosts)
+	if err := ctx.Err(); err != nil {
+		return FleetReport{}, err
+	}
+	var releases []inventory.Release
+	feed := f.feed
+	var prev = map[string]inventory.State{}
+	expected := map[string]string{}
+	err := a.store.View(ctx, func(tx *store.Tx) error {
+		source := ""
+		if len(a.cfg.Tracker.Sources) > 0 {
+			source = a.cfg.Tracker.Sources[0].Name()
+		}
+		rs, err := tx.Releases(source)
+		if err != nil {
+			return err
+		}
+		for _, r := range rs {
+			releases = append(releases, inventory.Release{Version: r.Version, Prerelease: r.Prerelease, Published: r.PublishedAt})
+		}
+		stored, err := tx.Advisories(source)
+		if err != nil {
+			return err
+		}
+		var extra []advisory.Advisory
+		for _, sa := range stored {
+			if !sa.WithdrawnAt.IsZero() {
+				continue
+			}
+			conv, err := advisory.FromGitHub(advisory.GitHubAdvisory{GHSAID: sa.ID, CVEID: sa.CVE, Summary: sa.Summary,
+				Severity: sa.Severity, HTMLURL: sa.URL, PublishedAt: sa.PublishedAt,
+				Vulnerabilities: []advisory.GitHubVulnerability{{VulnerableVersionRange: sa.VulnerableRange, PatchedVersions: sa.PatchedVersion}}})
+			if err != nil {
+				a.log.Warn("advisory not usable for matching", "id", sa.ID, "err", err)
+				continue
+			}
+			extra = append(extra, conv...)
+		}
+		if len(extra) > 0 {
+			gh, err := advisory.New(extra...)
+			if err != nil {
+				return err
+			}
+			feed = feed.Merge(gh)
+		}
+		for _, h := range f.inv.Hosts {
+			var st inventory.State
+			if ok, err := tx.Host(hostTrack, h.Name, &st); err != nil {
+				return err
+			} else if ok {
+				prev[h.Name] = st
+			}
+			var v string
+			if ok, err := tx.Host(HostExpectedVersion, h.Name, &v); err != nil {
+				return err
+			} else if ok {
+				expected[h.Name] = v
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return FleetReport{}, err
+	}
+	assessor, err := inventory.NewAssessor(feed, releases)
+	if err != nil {
+		return FleetReport{}, err
+	}
+	exps := assessor.AssessAll(obs, a.now())
+	next, events := inventory.Track(prev, exps, expected)
+
+	err = a.store.Update(ctx, func(tx *store.Tx) error {
+		for _, e := range exps {
+			if err := tx.PutHost(hostExposure, e.Host, e); err != nil {
+				return err
+			}
+		}
+		for host, st := range next {
+			if err := tx.PutHost(hostTrack, host, st); err != nil {
+				return err
+			}
+		}
+		for _, ev := range events {
+			msg := inventoryMessage(ev)
+			if _, err := tx.AppendEvent(store.Event{Kind: "inventory." + string(ev.Kind), Subject: ev.Host, Message: msg.Title}); err != nil {
+				return err
+			}
+			payload, err := notify.Envelope{Kind: "inventory." + string(ev.Kind), Message: &msg}.Encode()
+			if err != nil {
+				return err
+			}
+			if _, err := tx.Enqueue(fmt.Sprintf("inventory:%s:%s:%d", ev.Host, ev.Kind, ev.At.UnixNano()), payload); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return FleetReport{}, err
+	}
+	f.observe(exps)
+	if len(events) > 0 {
+		a.wake()
+	}
+	return FleetReport{Hosts: exps, Environments: inventory.Summarize(exps)}, nil
+}
+
+func (f *fleet) observe(exps []inventory.Exposure) {
+	f.hosts.Reset()
+	f.exposed.Reset()
+	for _, e := range exps {
+		v := e.Version
+		if v == "" {
+			v = "unknown"
+		}
+		f.hosts.WithLabelValues(e.Environment, v).Inc()
+		outcome := "answering"
+		if !e.Answering {
+			outcome = "down"
+		}
+		f.polls.WithLabelValues(outcome).Inc()
+		if e.Exposed() {
+			f.exposed.WithLabelValues(e.Environment, e.MaxSeverity.String()).Inc()
+		}
+	}
+}
+
+func (f *fleet) report(ctx context.Context) (FleetReport, error) {
+	var rep FleetReport
+	err := f.a.store.View(ctx, func(tx *store.Tx) error {
+		names, err := tx.HostNames(hostExposure)
+		if err != nil {
+			return err
+		}
+		for _, n := range names {
+			if f.inv != nil {
+				if _, ok := f.inv.Host(n); !ok {
+					continue // removed from the inventory
+				}
+			}
+			var e inventory.Exposure
+			if _, err := tx.Host(hostExposure, n, &e); err != nil {
+				return err
+			}
+			rep.Hosts = append(rep.Hosts, e)
+		}
+		return nil
+	})
+	rep.Environments = inventory.Summarize(rep.Hosts)
+	return rep, err
+}
+
+func inventoryMessage(ev inventory.Event) notify.Message {
+	m := notify.Message{Kind: notify.KindExposure, Severity: notify.SeverityWarning, Date: ev.At,
+		Fields: []notify.Field{{Key: "Host", Value: ev.Host}, {Key: "Environment", Value: ev.Environment}}}
+	switch ev.Kind {
+	case inventory.BecameExposed:
+		m.Security = true
+		m.Title = fmt.Sprintf("%s is exposed to %d advisories", ev.Host, len(ev.Advisories))
+		m.Summary = "Affected by: " + strings.Join(ev.Advisories, ", ") + ". Highest severity: " + ev.Severity.String() + "."
+		if ev.Severity >= advisory.SeverityHigh {
+			m.Severity = notify.SeverityCritical
+		}
+	case inventory.VersionChanged:
+		m.Title = fmt.Sprintf("%s changed version unexpectedly: %s → %s", ev.Host, ev.From, ev.To)
+		m.Summary = "No patchctl deploy was installing this version."
+		m.Version = ev.To
+	case inventory.StoppedAnswering:
+		m.Title = fmt.Sprintf("%s stopped answering", ev.Host)
+		m.Summary = ev.Error
+		m.Severity = notify.SeverityCritical
+	case inventory.CameBack:
+		m.Title = fmt.Sprintf("%s answers again", ev.Host)
+		m.Summary = "The host's stats port or nutcracker binary answers again."
+		m.Severity = notify.SeverityInfo
+	default:
+		m.Title = fmt.Sprintf("%s: %s", ev.Host, ev.Kind)
+	}
+	return m
+}

@@ -1,0 +1,262 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing/fstest"
+	"time"
+
+	"github.com/patchctl/patchctl/app"
+	"github.com/patchctl/patchctl/mirror"
+)
+
+func init() {
+	commands = append(commands, spec{name: "demo",
+		synopsis: "run the daemon against an embedded mirror of twemproxy's release history and a local Slack webhook",
+		build:    newDemoCmd})
+}
+
+type demoCmd struct {
+	env  *Env
+	dir  string
+	wait time.Duration
+}
+
+func newDemoCmd(env *Env, fs *flag.FlagSet) Command {
+	c := &demoCmd{env: env}
+	fs.StringVar(&c.dir, "dir", "", "keep the demo's state in this `directory` (default: a temporary one, removed at the end)")
+	fs.DurationVar(&c.wait, "wait", 10*time.Second, "how long to wait for each alert")
+	return c
+}
+
+// demoHeld are the releases the mirror publishes only in the demo's second act.
+var demoHeld = map[string]bool{"0.5.0": true, "v0.5.0-RC1": true}
+
+func (c *demoCmd) Run(ctx context.Context) error {
+	// The webhook prints from its own goroutine while the steps print tables.
+	out := &syncWriter{w: c.env.Out}
+	c.env.Out = out
+	dir := c.dir
+	if dir == "" {
+		tmp, err := os.MkdirTemp("", "patchctl-demo-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(tmp)
+		dir = tmp
+	}
+
+	// A GitHub-compatible mirror of twemproxy's real history, first without 0.5.0.
+	before, err := withoutReleases(mirror.Twemproxy(), demoHeld)
+	if err != nil {
+		return err
+	}
+	var current atomic.Pointer[mirror.Server]
+	current.Store(mirror.New(before, mirror.Options{}))
+	gh, err := serveLoopback(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { current.Load().ServeHTTP(w, r) }))
+	if err != nil {
+		return err
+	}
+	defer gh.Close()
+
+	// A Slack-compatible incoming webhook that prints what it receives.
+	hook := &demoWebhook{out: out, got: make(chan struct{}, 16)}
+	slack, err := serveLoopback(hook)
+	if err != nil {
+		return err
+	}
+	defer slack.Close()
+
+	cfgPath := filepath.Join(dir, "patchctl.yml")
+	cfgText := fmt.Sprintf(`data_dir: %s
+log:
+  level: warn
+metrics:
+  listen: 127.0.0.1:0
+github:
+  api_url: http://%s/
+tracker:
+  schedule: "@every 1h"
+slack:
+  webhook_url: http://%s/services/DEMO/DEMO/demo
+notify:
+  interval: 200ms
+  min_backoff: 200ms
+`, filepath.Join(dir, "state"), gh.Addr(), slack.Addr())
+	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o600); err != nil {
+		return err
+	}
+	c.env.ConfigPath = cfgPath
+	cfg, err := c.env.Config()
+	if err != nil {
+		return err
+	}
+
+	fmt.Fprintf(out, "patchctl demo: a real daemon in %s\n", dir)
+	fmt.Fprintf(out, "  GitHub-compatible mirror of twemproxy's history: http://%s/ (0.5.0 not published yet)\n", gh.Addr())
+	fmt.Fprintf(out, "  Slack-compatible webhook:                        http://%s/\n\n", slack.Addr())
+
+	a, err := app.Open(ctx, cfg, app.Options{Logger: c.env.Logger()})
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	daemonCtx, stop := context.WithCancel(ctx)
+	ready := make(chan app.Addrs, 1)
+	served := make(chan error, 1)
+	go func() { served <- a.Serve(daemonCtx, func(ad app.Addrs) { ready <- ad }) }()
+	defer func() { stop(); <-served }()
+	select {
+	case ad := <-ready:
+		fmt.Fprintf(out, "daemon listening on %s (metrics on http://%s/metrics)\n", ad.Socket, ad.Metrics)
+	case err := <-served:
+		return fmt.Errorf("daemon: %w", err)
+	}
+
+	// Every step below is the CLI talking to the daemon over its socket.
+	step := func(title string, cmd Command) error {
+		fmt.Fprintf(out, "\n$ patchctl %s\n", title)
+		return cmd.Run(ctx)
+	}
+	if err := step("poll", &pollCmd{env: c.env}); err != nil {
+		return err
+	}
+	if err := hook.await(ctx, 1, c.wait); err != nil {
+		return err
+	}
+
+	fmt.Fprintf(out, "\nmirror: publishing v0.5.0-RC1 (pre-release) and 0.5.0\n")
+	current.Store(mirror.New(mirror.Twemproxy(), mirror.Options{}))
+	if err := step("poll", &pollCmd{env: c.env}); err != nil {
+		return err
+	}
+	if err := hook.await(ctx, 3, c.wait); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "\n(nothing changed upstream: every endpoint answers 304 Not Modified, no rate-limit unit spent)\n")
+	if err := step("poll", &pollCmd{env: c.env}); err != nil {
+		return err
+	}
+	if err := step("releases", &releasesCmd{env: c.env}); err != nil {
+		return err
+	}
+	if err := step("events --kind release.", &eventsCmd{env: c.env, filter: eventFilter("release.")}); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "\nalerts delivered to the webhook: %d (one summary, one per new release; none repeated)\n", hook.count.Load())
+	return nil
+}
+
+// withoutReleases returns fsys with the given tags removed from every JSON listing.
+func withoutReleases(fsys fs.FS, held map[string]bool) (fs.FS, error) {
+	out := fstest.MapFS{}
+	err := fs.WalkDir(fsys, ".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := fs.ReadFile(fsys, path)
+		if err != nil {
+			return err
+		}
+		if filepath.Ext(path) == ".json" {
+			var items []map[string]any
+			if err := json.Unmarshal(data, &items); err != nil {
+				return fmt.Errorf("%s: %w", path, err)
+			}
+			kept := items[:0]
+			for _, it := range items {
+				tag, _ := it["tag_name"].(string)
+				name, _ := it["name"].(string)
+				if !held[tag] && !(tag == "" && held[name]) {
+					kept = append(kept, it)
+				}
+			}
+			if data, err = json.Marshal(kept); err != nil {
+				return err
+			}
+		}
+		out[path] = &fstest.MapFile{Data: data, Mode: 0o444}
+		return nil
+	})
+	return out, err
+}
+
+type loopbackServer struct {
+	srv *http.Server
+	ln  net.Listener
+}
+
+func (s *loopbackServer) Addr() string { return s.ln.Addr().String() }
+func (s *loopbackServer) Close()       { s.srv.Close() }
+
+func serveLoopback(h http.Handler) (*loopbackServer, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	s := &loopbackServer{srv: &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}, ln: ln}
+	go s.srv.Serve(ln)
+	return s, nil
+}
+
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
+
+// demoWebhook answers like a Slack incoming webhook and prints each message's text.
+type demoWebhook struct {
+	out   io.Writer
+	count atomic.Int32
+	got   chan struct{}
+}
+
+func (h *demoWebhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var msg struct {
+		Text string `json:"text"`
+	}
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&msg); err != nil || msg.Text == "" {
+		http.Error(w, "invalid_payload", http.StatusBadRequest)
+		return
+	}
+	fmt.Fprintf(h.out, "  [slack] %s\n", msg.Text)
+	h.count.Add(1)
+	w.Write([]byte("ok"))
+	select {
+	case h.got <- struct{}{}:
+	default:
+	}
+}
+
+// await waits until n messages in total have arrived.
+func (h *demoWebhook) await(ctx context.Context, n int, timeout time.Duration) error {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for int(h.count.Load()) < n {
+		select {
+		case <-h.got:
+		case <-deadline.C:
+			return errors.New("no alert reached the webhook in time")
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}

@@ -1,0 +1,96 @@
+package cli_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/patchctl/patchctl/cli"
+	"github.com/patchctl/patchctl/mirror"
+)
+
+// TestDemo runs the README's first command and checks the flow it shows.
+func TestDemo(t *testing.T) {
+	code, out, errOut := run(t, nil, "demo")
+	if code != cli.ExitOK {
+		t.Fatalf("demo: exit %d\n%s%s", code, out, errOut)
+	}
+	for _, want := range []string{
+		"[slack] patchctl now tracks twitter/twemproxy",
+		"[slack] [SECURITY] twitter/twemproxy 0.5.0 released",
+		"0.5.0-RC1 pre-release published",
+		"unchanged",
+		"alerts delivered to the webhook: 3",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("demo output lacks %q", want)
+		}
+	}
+	if strings.Count(out, "[slack]") != 3 {
+		t.Errorf("demo printed %d alerts, want 3:\n%s", strings.Count(out, "[slack]"), out)
+	}
+}
+
+// TestRestartBetweenPolls: a daemon restarted between polls neither loses what it knew nor
+// alerts again; the poll after the restart is answered by conditional requests.
+func TestRestartBetweenPolls(t *testing.T) {
+	gh := httptest.NewServer(mirror.New(mirror.Twemproxy(), mirror.Options{}))
+	defer gh.Close()
+	var alerts atomic.Int32
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		alerts.Add(1)
+		w.Write([]byte("ok"))
+	}))
+	defer hook.Close()
+	cfg := writeConfig(t, "github:\n  api_url: "+gh.URL+"\nslack:\n  webhook_url: "+hook.URL+"/services/x\nnotify:\n  interval: 50ms\n")
+
+	for i := range 2 {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan int, 1)
+		go func() {
+			done <- cli.Main(ctx, []string{"--config", cfg, "daemon"}, cli.IO{Out: &strings.Builder{}, Err: &strings.Builder{}, Getenv: func(string) string { return "" }})
+		}()
+		// The CLI reaches the daemon once its socket answers.
+		var code int
+		var out, errOut string
+		for start := time.Now(); time.Since(start) < 10*time.Second; time.Sleep(20 * time.Millisecond) {
+			code, out, errOut = run(t, nil, "--config", cfg, "status")
+			if strings.Contains(out, "running") {
+				break
+			}
+		}
+		code, out, errOut = run(t, nil, "--config", cfg, "poll", "-o", "json")
+		if code != cli.ExitOK {
+			t.Fatalf("poll %d: exit %d %s%s", i, code, out, errOut)
+		}
+		wantOutcome := map[int]string{0: `"outcome": "ok"`, 1: `"outcome": "unchanged"`}[i]
+		if !strings.Contains(out, wantOutcome) {
+			t.Fatalf("poll %d: want %s:\n%s", i, wantOutcome, out)
+		}
+		// Let the dispatcher deliver, then stop the daemon.
+		for start := time.Now(); alerts.Load() < 1 && time.Since(start) < 10*time.Second; time.Sleep(20 * time.Millisecond) {
+		}
+		cancel()
+		if c := <-done; c != cli.ExitOK {
+			t.Fatalf("daemon %d exited %d", i, c)
+		}
+	}
+	if n := alerts.Load(); n != 1 {
+		t.Fatalf("webhook got %d alerts over two daemon runs, want 1 (the first-poll summary)", n)
+	}
+	// Without a daemon the CLI reads the same store.
+	code, out, _ := run(t, nil, "--config", cfg, "releases", "-o", "json")
+	var list struct {
+		Releases []struct{ Version string }
+		Latest   map[string]struct{ Version string }
+	}
+	if err := json.Unmarshal([]byte(out), &list); code != cli.ExitOK || err != nil || len(list.Releases) != 15 ||
+		list.Releases[0].Version != "0.5.0" || list.Latest["twitter/twemproxy"].Version != "0.5.0" {
+		t.Fatalf("releases after restart: exit %d, %v\n%s", code, err, out)
+	}
+}

@@ -1,0 +1,129 @@
+package cli
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/patchctl/patchctl/app"
+	"github.com/patchctl/patchctl/store"
+	"github.com/patchctl/patchctl/tracker"
+)
+
+func init() {
+	commands = append(commands,
+		spec{name: "poll", synopsis: "poll every release source once now, then exit", build: func(env *Env, fs *flag.FlagSet) Command { return &pollCmd{env: env} }},
+		spec{name: "releases", synopsis: "list the releases and tags patchctl knows, newest version first", build: newReleasesCmd},
+		spec{name: "advisories", synopsis: "list the security advisories patchctl knows", build: newAdvisoriesCmd},
+	)
+}
+
+type pollCmd struct{ env *Env }
+
+func (c *pollCmd) Run(ctx context.Context) error {
+	var rep tracker.Report
+	if err := c.env.call(ctx, "poll", nil, &rep); err != nil {
+		return err
+	}
+	failed := 0
+	err := c.env.emit(rep, func(w io.Writer) {
+		row(w, "SOURCE", "OUTCOME", "NEW", "KNOWN", "LATEST", "REQUESTS", "304s", "TIME", "ERROR")
+		for _, s := range rep.Sources {
+			latest := ""
+			if s.Latest != nil {
+				latest = s.Latest.Version
+			}
+			news := make([]string, 0, len(s.NewReleases))
+			for _, r := range s.NewReleases {
+				news = append(news, r.Version)
+			}
+			newCell := strings.Join(news, ",")
+			if s.First {
+				newCell = "(first poll: summary alert)"
+			}
+			row(w, s.Source, s.Outcome, newCell, s.Releases, latest, s.Stats.Requests, s.Stats.NotModified, s.Duration.Round(1e6).String(), s.Error)
+		}
+	})
+	for _, s := range rep.Sources {
+		if s.Error != "" {
+			failed++
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if failed > 0 {
+		fmt.Fprintf(c.env.Err, "%d of %d sources failed; stored state is unchanged for them\n", failed, len(rep.Sources))
+		return errFailed
+	}
+	return nil
+}
+
+type releasesCmd struct {
+	env  *Env
+	args app.ReleasesArgs
+}
+
+func newReleasesCmd(env *Env, fs *flag.FlagSet) Command {
+	c := &releasesCmd{env: env}
+	fs.StringVar(&c.args.Source, "source", "", "only this `owner/repo`")
+	return c
+}
+
+func (c *releasesCmd) Run(ctx context.Context) error {
+	var list app.ReleaseList
+	if err := c.env.call(ctx, "releases", c.args, &list); err != nil {
+		return err
+	}
+	return c.env.emit(list, func(w io.Writer) {
+		row(w, "SOURCE", "VERSION", "TAG", "KIND", "PUBLISHED", "SECURITY", "LATEST")
+		for _, r := range list.Releases {
+			kind := "release"
+			switch {
+			case r.Prerelease:
+				kind = "pre-release"
+			case r.TagOnly:
+				kind = "tag"
+			}
+			sec := "-"
+			if r.Security {
+				sec = "yes: " + strings.Join(r.Reasons, ", ")
+			}
+			latest := ""
+			if l, ok := list.Latest[r.Source]; ok && l.Tag == r.Tag {
+				latest = "latest"
+			}
+			row(w, r.Source, r.Version, r.Tag, kind, r.PublishedAt, sec, latest)
+		}
+	})
+}
+
+type advisoriesCmd struct {
+	env  *Env
+	args app.ReleasesArgs
+}
+
+func newAdvisoriesCmd(env *Env, fs *flag.FlagSet) Command {
+	c := &advisoriesCmd{env: env}
+	fs.StringVar(&c.args.Source, "source", "", "only this `owner/repo`")
+	return c
+}
+
+func (c *advisoriesCmd) Run(ctx context.Context) error {
+	var advs []store.Advisory
+	if err := c.env.call(ctx, "advisories", c.args, &advs); err != nil {
+		return err
+	}
+	return c.env.emit(advs, func(w io.Writer) {
+		if len(advs) == 0 {
+			fmt.Fprintln(w, "no repository security advisories known (the curated feed applies to 'patchctl inventory')")
+			return
+		}
+		row(w, "SOURCE", "ID", "CVE", "SEVERITY", "AFFECTED", "PATCHED", "PUBLISHED", "SUMMARY")
+		for _, a := range advs {
+			row(w, a.Source, a.ID, a.CVE, a.Severity, a.VulnerableRange, a.PatchedVersion, a.PublishedAt, a.Summary)
+		}
+	})
+}

@@ -1,0 +1,431 @@
+package transport
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"os"
+	"os/user"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/agent"
+	"golang.org/x/crypto/ssh/knownhosts"
+)
+
+// DefaultTimeout bounds connecting and the SSH handshake when Spec.Timeout is zero.
+const DefaultTimeout = 10 * time.Second
+
+// SSH runs commands on a host over one SSH connection, one session per command. The remote
+// user's login shell must be a POSIX shell (sh, bash, dash, zsh, ash).
+type SSH struct {
+	host   string // address as given, for messages
+	client *ssh.Client
+}
+
+var _ Transport = (*SSH)(nil)
+
+// Typed errors a caller may branch on when DialSSH fails.
+var (
+	// ErrHostKeyUnknown: known_hosts has no key for the host.
+	ErrHostKeyUnknown = errors.New("host key unknown")
+	// ErrHostKeyMismatch: the host presented a key other than the one(s) in known_hosts.
+	ErrHostKeyMismatch = errors.New("host key mismatch")
+	// ErrAuth: the server accepted none of our keys.
+	ErrAuth = errors.New("authentication failed")
+)
+
+// DialSSH connects and authenticates to spec.Address. Host keys are checked against
+// spec.KnownHosts (default ~/.ssh/known_hosts). Authentication uses the key in
+// spec.IdentityFile, or if it is empty the ssh-agent's keys and ~/.ssh/id_{ed25519,ecdsa,rsa}.
+func DialSSH(ctx context.Context, spec Spec) (*SSH, error) {
+	addr := spec.Address
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		addr = net.JoinHostPort(addr, "22")
+	}
+	cfg, agentConn, err := clientConfig(spec, addr)
+	if err != nil {
+		return nil, fmt.Errorf("ssh %s: %w", spec.Address, err)
+	}
+	if agentConn != nil {
+		defer agentConn.Close()
+	}
+	timeout := spec.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("ssh %s: %w", spec.Address, err)
+	}
+	// The handshake has no context of its own: closing the connection when ctx ends (its
+	// deadline is the handshake timeout) interrupts it.
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	c, chans, reqs, err := ssh.NewClientConn(conn, addr, cfg)
+	stop()
+	if err == nil && ctx.Err() != nil {
+		c.Close()
+	}
+	if ctx.Err() != nil {
+		// ctx ended and cut the handshake: report why, not the I/O error.
+		return nil, fmt.Errorf("ssh %s: handshake: %w", spec.Address, context.Cause(ctx))
+	}
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("ssh %s: %w", spec.Address, classifyHandshake(err))
+	}
+	return &SSH{host: spec.Address, client: ssh.NewClient(c, chans, reqs)}, nil
+}
+
+// clientConfig builds the handshake configuration; the closer, if not nil, is an ssh-agent
+// connection to close after the handshake.
+func clientConfig(spec Spec, addr string) (*ssh.ClientConfig, io.Closer, error) {
+	home, _ := os.UserHomeDir()
+	known := spec.KnownHosts
+	if known == "" {
+		known = filepath.Join(home, ".ssh", "known_hosts")
+	}
+	hostKeys, err := knownhosts.New(known)
+	if err != nil {
+		return nil, nil, fmt.Errorf("known_hosts: %w", err)
+	}
+	name := spec.User
+	if name == "" {
+		u, err := user.Current()
+		if err != nil {
+			return nil, nil, fmt.Errorf("user: %w", err)
+		}
+		name = u.Username
+	}
+	keys, agentConn, err := signers(spec.IdentityFile, home)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &ssh.ClientConfig{
+		User:              name,
+		Auth:              []ssh.AuthMethod{ssh.PublicKeys(keys...)},
+		HostKeyCallback:   hostKeys,
+		HostKeyAlgorithms: hostKeyAlgorithms(hostKeys, addr),
+	}, agentConn, nil
+}
+
+// hostKeyAlgorithms lists the algorithms of the keys known_hosts holds for addr, so that the
+// server is asked for a key we can check: x/crypto prefers ECDSA, and a host that also has one
+// would otherwise be refused when only its ed25519 key is known. It asks the callback with a
+// key that cannot match and reads the known keys from the mismatch it reports.
+func hostKeyAlgorithms(cb ssh.HostKeyCallback, addr string) []string {
+	var probe probeKey
+	err := cb(addr, &net.TCPAddr{IP: net.IPv4zero}, probe)
+	var keyErr *knownhosts.KeyError
+	if !errors.As(err, &keyErr) {
+		return nil
+	}
+	var algos []string
+	seen := map[string]bool{}
+	for _, k := range keyErr.Want {
+		for _, a := range algorithmsForKey(k.Key.Type()) {
+			if !seen[a] {
+				seen[a] = true
+				algos = append(algos, a)
+			}
+		}
+	}
+	return algos
+}
+
+func algorithmsForKey(keyType string) []string {
+	if keyType == ssh.KeyAlgoRSA {
+		return []string{ssh.KeyAlgoRSASHA512, ssh.KeyAlgoRSASHA256, ssh.KeyAlgoRSA}
+	}
+	return []string{keyType}
+}
+
+// probeKey is a public key no known_hosts entry matches.
+type probeKey struct{}
+
+func (probeKey) Type() string                        { return "patchctl-probe" }
+func (probeKey) Marshal() []byte                     { return []byte("patchctl-probe") }
+func (probeKey) Verify([]byte, *ssh.Signature) error { return errors.New("probe key") }
+
+// signers returns the keys to offer: the key in file alone if it is set; otherwise the keys
+// of the ssh-agent at $SSH_AUTH_SOCK, then those default key files that exist and are not
+// encrypted. The closer, if not nil, releases the agent once the handshake is over.
+func signers(file, home string) ([]ssh.Signer, io.Closer, error) {
+	if file != "" {
+		s, err := parseKeyFile(file)
+		if err != nil {
+			return nil, nil, fmt.Errorf("identity_file: %w", err)
+		}
+		return []ssh.Signer{s}, nil, nil
+	}
+	var keys []ssh.Signer
+	var agentConn io.Closer
+	if sock := os.Getenv("SSH_AUTH_SOCK"); sock != "" {
+		if conn, err := net.DialTimeout("unix", sock, 2*time.Second); err == nil {
+			agentConn = conn
+			if s, err := agent.NewClient(conn).Signers(); err == nil {
+				keys = append(keys, s...)
+			}
+		}
+	}
+	var tried []string
+	for _, n := range []string{"id_ed25519", "id_ecdsa", "id_rsa"} {
+		f := filepath.Join(home, ".ssh", n)
+		tried = append(tried, f)
+		s, err := parseKeyFile(f)
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, errEncrypted) {
+			continue // an agent may hold the unlocked key
+		}
+		if err != nil {
+			if agentConn != nil {
+				agentConn.Close()
+			}
+			return nil, nil, err
+		}
+		keys = append(keys, s)
+	}
+	if len(keys) == 0 {
+		if agentConn != nil {
+			agentConn.Close()
+		}
+		return nil, nil, fmt.Errorf("identity_file: not set, no key in ssh-agent, and none of %s is an unencrypted key", strings.Join(tried, ", "))
+	}
+	return keys, agentConn, nil
+}
+
+var errEncrypted = errors.New("key is encrypted with a passphrase; use an unencrypted deploy key or ssh-agent")
+
+func parseKeyFile(f string) (ssh.Signer, error) {
+	pem, err := os.ReadFile(f)
+	if err != nil {
+		return nil, err // *fs.PathError names the file
+	}
+	signer, err := ssh.ParsePrivateKey(pem)
+	var missing *ssh.PassphraseMissingError
+	if errors.As(err, &missing) {
+		return nil, fmt.Errorf("%s: %w", f, errEncrypted)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", f, err)
+	}
+	return signer, nil
+}
+
+// classifyHandshake turns x/crypto's handshake errors into ones a person can act on.
+func classifyHandshake(err error) error {
+	var keyErr *knownhosts.KeyError
+	if errors.As(err, &keyErr) {
+		if len(keyErr.Want) == 0 {
+			return fmt.Errorf("%w: not in known_hosts (add it with ssh-keyscan after checking its fingerprint)", ErrHostKeyUnknown)
+		}
+		var known []string
+		for _, k := range keyErr.Want {
+			known = append(known, fmt.Sprintf("%s:%d", k.Filename, k.Line))
+		}
+		return fmt.Errorf("%w: the host presented a key other than the one in %s: possible man-in-the-middle, or the host was reinstalled",
+			ErrHostKeyMismatch, strings.Join(known, ", "))
+	}
+	if strings.Contains(err.Error(), "unable to authenticate") {
+		return fmt.Errorf("%w: the server accepted no key: %w", ErrAuth, err)
+	}
+	return fmt.Errorf("handshake: %w", err)
+}
+
+// Run runs argv, shell-quoted, in a new session; stdin is streamed to it. Cancelling ctx
+// kills the remote command and closes the session.
+func (s *SSH) Run(ctx context.Context, argv []string, stdin io.Reader) (Result, error) {
+	if len(argv) == 0 {
+		return Result{}, fmt.Errorf("ssh %s: run: empty command", s.host)
+	}
+	var stdout, stderr bytes.Buffer
+	err := s.session(ctx, argv, stdin, &stdout, &stderr)
+	res := Result{Stdout: stdout.Bytes(), Stderr: stderr.Bytes()}
+	var exit *ssh.ExitError
+	if errors.As(err, &exit) && exit.Signal() == "" {
+		return res, fmt.Errorf("ssh %s: %w", s.host, newExitError(argv, exit.ExitStatus(), res.Stderr))
+	}
+	if err != nil {
+		return res, fmt.Errorf("ssh %s: run %s: %w", s.host, argv[0], err)
+	}
+	return res, nil
+}
+
+// session runs argv in a new session. The remote shell first reports its pid on stderr and
+// then execs argv, so the command leads its own process group (sshd starts each session with
+// setsid). Cancelling ctx kills that group from a second session: OpenSSH ignores signal
+// requests in sessions it does not privilege-separate, such as root's.
+func (s *SSH) session(ctx context.Context, argv []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if err := ctx.Err(); err != nil {
+		return context.Cause(ctx)
+	}
+	sess, err := s.client.NewSession()
+	if err != nil {
+		return fmt.Errorf("new session: %w", err)
+	}
+	defer sess.Close()
+	pid := &pidWriter{w: stderr, ready: make(chan struct{})}
+	sess.Stdout, sess.Stderr = stdout, pid
+	if stdin != nil {
+		sess.Stdin = stdin
+	}
+	if err := sess.Start(`echo "$$" >&2 && exec ` + shellQuote(argv)); err != nil {
+		return err
+	}
+	done := make(chan error, 1)
+	go func() { done <- sess.Wait() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	select {
+	case <-pid.ready:
+		s.kill(pid.pid)
+	default: // the shell has not started yet: closing the session is enough
+	}
+	sess.Close()
+	select {
+	case <-done:
+	case <-time.After(waitDelay):
+	}
+	return context.Cause(ctx)
+}
+
+// kill ends a remote process group, on a fresh short deadline because the caller's ctx ended.
+func (s *SSH) kill(pid int) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	p := strconv.Itoa(pid)
+	_ = s.session(ctx, []string{"sh", "-c", `kill -KILL -- "-$1" 2>/dev/null || kill -KILL "$1"`, "sh", p}, nil, io.Discard, io.Discard)
+}
+
+// pidWriter takes the first stderr line (the remote shell's pid) and passes the rest on.
+type pidWriter struct {
+	w     io.Writer
+	line  []byte
+	pid   int
+	ready chan struct{}
+	got   bool
+}
+
+func (p *pidWriter) Write(b []byte) (int, error) {
+	if p.got {
+		return p.w.Write(b)
+	}
+	n := len(b)
+	i := bytes.IndexByte(b, '\n')
+	if i < 0 {
+		p.line = append(p.line, b...)
+		return n, nil
+	}
+	p.line = append(p.line, b[:i]...)
+	p.got = true
+	if pid, err := strconv.Atoi(string(p.line)); err == nil && pid > 1 {
+		p.pid = pid
+		close(p.ready)
+	}
+	if _, err := p.w.Write(b[i+1:]); err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// Put streams r into a temp file beside path in one session, then, only if every byte
+// arrived, fsyncs, chmods and renames it over path in a second one, so a cut connection
+// never leaves a partial file at path. The temp file is removed on failure.
+func (s *SSH) Put(ctx context.Context, p string, r io.Reader, mode fs.FileMode) error {
+	var suffix [8]byte
+	_, _ = rand.Read(suffix[:])
+	dir, base := path.Split(p)
+	if dir == "" {
+		dir = "./"
+	}
+	tmp := dir + "." + base + ".tmp" + hex.EncodeToString(suffix[:])
+	cr := &countingReader{r: r}
+	var stderr bytes.Buffer
+	// noclobber: never write through a file or symlink that someone placed at tmp.
+	write := []string{"sh", "-c", `set -C && umask 077 && cat > "$1"`, "sh", tmp}
+	if err := s.session(ctx, write, cr, io.Discard, &stderr); err != nil {
+		s.cleanup(tmp)
+		return fmt.Errorf("ssh %s: put %s: %w", s.host, p, s.scriptError(err, &stderr))
+	}
+	// sync FILE fsyncs that file (GNU coreutils, busybox); older versions sync everything,
+	// which is slower but just as durable.
+	const commitScript = `t=$1 p=$2 d=$3 size=$4 mode=$5
+n=$(wc -c < "$t") && [ "$n" -eq "$size" ] || { echo "received $n bytes of $size" >&2; rm -f "$t"; exit 1; }
+chmod "$mode" "$t" && sync "$t" && mv -f "$t" "$p" && sync "$d" || { rm -f "$t"; exit 1; }`
+	commit := []string{"sh", "-c", commitScript, "sh", tmp, p, dir,
+		strconv.FormatInt(cr.n, 10), strconv.FormatUint(uint64(mode.Perm()), 8)}
+	stderr.Reset()
+	if err := s.session(ctx, commit, nil, io.Discard, &stderr); err != nil {
+		s.cleanup(tmp)
+		return fmt.Errorf("ssh %s: put %s: %w", s.host, p, s.scriptError(err, &stderr))
+	}
+	return nil
+}
+
+// cleanup removes a temp file after a failed Put, on a fresh short deadline because the
+// caller's ctx may be what ended.
+func (s *SSH) cleanup(tmp string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = s.session(ctx, []string{"rm", "-f", tmp}, nil, io.Discard, io.Discard)
+}
+
+func (s *SSH) scriptError(err error, stderr *bytes.Buffer) error {
+	var exit *ssh.ExitError
+	if errors.As(err, &exit) {
+		if msg := stderrExcerpt(stderr.Bytes()); msg != "" {
+			return errors.New(msg)
+		}
+		return fmt.Errorf("remote status %d", exit.ExitStatus())
+	}
+	return err
+}
+
+// notFoundStatus is the status the ReadFile script uses for a missing file.
+const notFoundStatus = 66
+
+// ReadFile returns the contents of path; a missing file gives an error matching
+// fs.ErrNotExist.
+func (s *SSH) ReadFile(ctx context.Context, p string) ([]byte, error) {
+	var stdout, stderr bytes.Buffer
+	script := `[ -e "$1" ] || exit ` + strconv.Itoa(notFoundStatus) + `; exec cat -- "$1"`
+	err := s.session(ctx, []string{"sh", "-c", script, "sh", p}, nil, &stdout, &stderr)
+	var exit *ssh.ExitError
+	if errors.As(err, &exit) && exit.ExitStatus() == notFoundStatus {
+		return nil, fmt.Errorf("ssh %s: read %s: %w", s.host, p, fs.ErrNotExist)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("ssh %s: read %s: %w", s.host, p, s.scriptError(err, &stderr))
+	}
+	return stdout.Bytes(), nil
+}
+
+// Close closes the connection.
+func (s *SSH) Close() error { return s.client.Close() }
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}

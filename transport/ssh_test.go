@@ -1,0 +1,235 @@
+package transport_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/pem"
+	"errors"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
+
+	"github.com/patchctl/patchctl/internal/testenv"
+	"github.com/patchctl/patchctl/transport"
+)
+
+func TestSSHRefuses(t *testing.T) {
+	srv := testenv.SSHD(t)
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	newKey := func() ed25519.PrivateKey {
+		_, k, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	otherHost := testenv.WriteSSHKey(t, filepath.Join(dir, "other_host"), newKey())
+	strangerKey := filepath.Join(dir, "stranger")
+	testenv.WriteSSHKey(t, strangerKey, newKey())
+	block, err := ssh.MarshalPrivateKeyWithPassphrase(newKey(), "", []byte("secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	encrypted := write("encrypted", string(pem.EncodeToMemory(block)))
+
+	tests := []struct {
+		name   string
+		modify func(*transport.Spec)
+		is     error
+		msg    string
+	}{
+		{"UnknownHost", func(s *transport.Spec) {
+			s.KnownHosts = write("known_other", knownhosts.Line([]string{"127.0.0.2:22"}, otherHost)+"\n")
+		}, transport.ErrHostKeyUnknown, "not in known_hosts"},
+		{"ChangedHostKey", func(s *transport.Spec) {
+			s.KnownHosts = write("known_changed", knownhosts.Line([]string{srv.Addr}, otherHost)+"\n")
+		}, transport.ErrHostKeyMismatch, "known_changed:1"},
+		{"WrongUserKey", func(s *transport.Spec) { s.IdentityFile = strangerKey }, transport.ErrAuth, "accepted no key"},
+		{"EncryptedUserKey", func(s *transport.Spec) { s.IdentityFile = encrypted }, nil, "encrypted with a passphrase"},
+		{"MissingKnownHosts", func(s *transport.Spec) { s.KnownHosts = filepath.Join(dir, "absent") }, nil, "known_hosts"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			spec := sshSpec(srv)
+			tt.modify(&spec)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			tr, err := transport.Dial(ctx, spec)
+			if err == nil {
+				tr.Close()
+				t.Fatal("dial succeeded")
+			}
+			if tt.is != nil && !errors.Is(err, tt.is) {
+				t.Fatalf("err = %v, want %v", err, tt.is)
+			}
+			if !strings.Contains(err.Error(), tt.msg) || !strings.Contains(err.Error(), srv.Addr) {
+				t.Fatalf("message %q does not name the host and say %q", err, tt.msg)
+			}
+		})
+	}
+}
+
+// TestSSHHostKeyAlgorithms dials with known_hosts holding only one of the server's host keys,
+// for each key; x/crypto's default preference would ask for the ECDSA key first.
+func TestSSHHostKeyAlgorithms(t *testing.T) {
+	srv := testenv.SSHD(t)
+	for _, key := range srv.HostKeys {
+		t.Run(key.Type(), func(t *testing.T) {
+			spec := sshSpec(srv)
+			spec.KnownHosts = filepath.Join(t.TempDir(), "known_hosts")
+			if err := os.WriteFile(spec.KnownHosts, []byte(knownhosts.Line([]string{srv.Addr}, key)+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			tr, err := transport.Dial(ctx, spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tr.Close()
+			if _, err := tr.Run(ctx, []string{"true"}, nil); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// TestSSHHandshakeTimeout: a server that accepts TCP but never speaks SSH must not hang Dial.
+func TestSSHHandshakeTimeout(t *testing.T) {
+	srv := testenv.SSHD(t) // for keys and known_hosts only
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	spec := sshSpec(srv)
+	spec.Address = l.Addr().String()
+	spec.Timeout = 300 * time.Millisecond
+	start := time.Now()
+	_, err = transport.Dial(context.Background(), spec)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v, want deadline exceeded", err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("Dial returned after %s", d)
+	}
+	if !strings.Contains(err.Error(), spec.Address) {
+		t.Fatalf("message %q does not name the host", err)
+	}
+}
+
+func TestSSHConnectRefused(t *testing.T) {
+	srv := testenv.SSHD(t)
+	spec := sshSpec(srv)
+	spec.Address = testenv.Addr(testenv.FreePort(t))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err := transport.Dial(ctx, spec)
+	if err == nil || !strings.Contains(err.Error(), spec.Address) || !strings.Contains(err.Error(), "refused") {
+		t.Fatalf("err = %v, want connection refused naming %s", err, spec.Address)
+	}
+}
+
+func TestSpecValidate(t *testing.T) {
+	tests := []struct {
+		spec transport.Spec
+		err  string // "" = valid
+	}{
+		{transport.Spec{Kind: "local"}, ""},
+		{transport.Spec{Kind: "ssh", Address: "db1.example.net"}, ""},
+		{transport.Spec{Kind: "ssh", Address: "[::1]:2222"}, ""},
+		{transport.Spec{}, "type: required"},
+		{transport.Spec{Kind: "telnet"}, `type "telnet"`},
+		{transport.Spec{Kind: "local", Address: "h:22"}, "address: not allowed"},
+		{transport.Spec{Kind: "ssh"}, "address: required"},
+		{transport.Spec{Kind: "ssh", Address: "h:99999"}, `address "h:99999"`},
+		{transport.Spec{Kind: "ssh", Address: ":22"}, `address ":22"`},
+		{transport.Spec{Kind: "ssh", Address: "h", Timeout: -time.Second}, "timeout"},
+	}
+	for _, tt := range tests {
+		err := tt.spec.Validate()
+		if tt.err == "" && err != nil || tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err)) {
+			t.Errorf("%+v: err = %v, want %q", tt.spec, err, tt.err)
+		}
+	}
+}
+
+// TestSSHAgentAndDefaults: with no identity_file, keys come from a real ssh-agent; an
+// encrypted default key file is passed over rather than failing the dial.
+func TestSSHAgentAndDefaults(t *testing.T) {
+	srv := testenv.SSHD(t)
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	if err := os.Mkdir(filepath.Join(home, ".ssh"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	_, k, _ := ed25519.GenerateKey(rand.Reader)
+	block, err := ssh.MarshalPrivateKeyWithPassphrase(k, "", []byte("secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(home, ".ssh", "id_ed25519"), pem.EncodeToMemory(block), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	spec := sshSpec(srv)
+	spec.IdentityFile = ""
+	dial := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		tr, err := transport.Dial(ctx, spec)
+		if err == nil {
+			_, err = tr.Run(ctx, []string{"true"}, nil)
+			tr.Close()
+		}
+		return err
+	}
+
+	t.Setenv("SSH_AUTH_SOCK", "")
+	if err := dial(); err == nil || !strings.Contains(err.Error(), "identity_file: not set, no key in ssh-agent") {
+		t.Fatalf("without agent: err = %v", err)
+	}
+
+	sock := filepath.Join(t.TempDir(), "agent.sock")
+	agent := testenv.Start(t, "", testenv.LookPath(t, "ssh-agent"), "-D", "-a", sock)
+	for i := 0; ; i++ {
+		if _, err := os.Stat(sock); err == nil {
+			break
+		}
+		if i == 200 || agent.Exited() {
+			t.Fatalf("ssh-agent did not create %s: %s", sock, agent.Output())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Setenv("SSH_AUTH_SOCK", sock)
+	add := exec.Command(testenv.LookPath(t, "ssh-add"), srv.IdentityFile)
+	if out, err := add.CombinedOutput(); err != nil {
+		t.Fatalf("ssh-add: %v: %s", err, out)
+	}
+	if err := dial(); err != nil {
+		t.Fatalf("with the key in ssh-agent: %v", err)
+	}
+}

@@ -1,0 +1,255 @@
+// Package transporttest is the conformance suite every transport.Transport passes.
+package transporttest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/patchctl/patchctl/transport"
+)
+
+// Run runs the suite against transports made by open, which reach a host that shares this
+// machine's file system (the local machine, or an SSH server on loopback).
+func Run(t *testing.T, open func(t *testing.T) transport.Transport) {
+	ctx := func(t *testing.T) context.Context {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		t.Cleanup(cancel)
+		return ctx
+	}
+
+	t.Run("ArgsKeptVerbatim", func(t *testing.T) {
+		args := []string{"a b", "it's", `"dq"`, "$HOME", "`id`", "$(id)", `back\slash`, "*", "", "x;y", "new\nline", "~", "-n", "a=b"}
+		res, err := open(t).Run(ctx(t), append([]string{"printf", "[%s]"}, args...), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := "[" + strings.Join(args, "][") + "]"
+		if got := string(res.Stdout); got != want {
+			t.Fatalf("stdout = %q, want %q", got, want)
+		}
+	})
+
+	t.Run("StdinStreamed", func(t *testing.T) {
+		in := bytes.Repeat([]byte("0123456789abcdef"), 1<<16) // 1 MiB
+		res, err := open(t).Run(ctx(t), []string{"cat"}, bytes.NewReader(in))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(res.Stdout, in) {
+			t.Fatalf("stdout has %d bytes, want the %d sent", len(res.Stdout), len(in))
+		}
+	})
+
+	t.Run("StdoutAndStderrApart", func(t *testing.T) {
+		res, err := open(t).Run(ctx(t), []string{"sh", "-c", "echo out; echo err >&2"}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(res.Stdout) != "out\n" || string(res.Stderr) != "err\n" {
+			t.Fatalf("stdout %q, stderr %q", res.Stdout, res.Stderr)
+		}
+	})
+
+	t.Run("NonZeroExit", func(t *testing.T) {
+		argv := []string{"sh", "-c", "echo partial; echo first >&2; echo it broke >&2; exit 3"}
+		res, err := open(t).Run(ctx(t), argv, nil)
+		var exit *transport.ExitError
+		if !errors.As(err, &exit) {
+			t.Fatalf("err = %v, want *transport.ExitError", err)
+		}
+		if exit.Status != 3 || exit.Stderr != "first; it broke" || exit.Argv[0] != "sh" {
+			t.Fatalf("exit error = %+v", exit)
+		}
+		if string(res.Stdout) != "partial\n" || !strings.Contains(string(res.Stderr), "it broke") {
+			t.Fatalf("result with the error: stdout %q, stderr %q", res.Stdout, res.Stderr)
+		}
+		if !strings.Contains(err.Error(), "status 3") {
+			t.Fatalf("message %q does not give the status", err)
+		}
+	})
+
+	t.Run("MissingCommand", func(t *testing.T) {
+		if _, err := open(t).Run(ctx(t), []string{"patchctl-no-such-command"}, nil); err == nil {
+			t.Fatal("no error for a command that does not exist")
+		}
+	})
+
+	t.Run("CancelStopsCommand", func(t *testing.T) {
+		tr := open(t)
+		c, cancel := context.WithTimeout(ctx(t), 300*time.Millisecond)
+		defer cancel()
+		pidFile := filepath.Join(t.TempDir(), "pid")
+		start := time.Now()
+		_, err := tr.Run(c, []string{"sh", "-c", `echo $$ > "$1"; exec sleep 30`, "sh", pidFile}, nil)
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("err = %v, want deadline exceeded", err)
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Fatalf("Run returned %s after the deadline", d)
+		}
+		assertGone(t, pidFile)
+		// The transport is still usable after a cancelled command.
+		if _, err := tr.Run(ctx(t), []string{"true"}, nil); err != nil {
+			t.Fatalf("run after cancel: %v", err)
+		}
+	})
+
+	t.Run("PutCreatesAndOverwrites", func(t *testing.T) {
+		tr := open(t)
+		dir := t.TempDir()
+		path := filepath.Join(dir, "nutcracker")
+		for _, step := range []struct {
+			content string
+			mode    fs.FileMode
+		}{{"first version\n", 0o640}, {"second, longer version\n", 0o755}} {
+			if err := tr.Put(ctx(t), path, strings.NewReader(step.content), step.mode); err != nil {
+				t.Fatal(err)
+			}
+			got, err := tr.ReadFile(ctx(t), path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != step.content {
+				t.Fatalf("content = %q, want %q", got, step.content)
+			}
+			fi, err := os.Stat(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fi.Mode().Perm() != step.mode {
+				t.Fatalf("mode = %v, want %v", fi.Mode().Perm(), step.mode)
+			}
+			assertOnly(t, dir, "nutcracker")
+		}
+	})
+
+	t.Run("PutFailureKeepsOldFile", func(t *testing.T) {
+		tr := open(t)
+		dir := t.TempDir()
+		path := filepath.Join(dir, "nutcracker.yml")
+		if err := os.WriteFile(path, []byte("old\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		broken := io.MultiReader(strings.NewReader(strings.Repeat("new\n", 10000)), errReader{})
+		if err := tr.Put(ctx(t), path, broken, 0o644); err == nil {
+			t.Fatal("Put succeeded with a reader that failed")
+		}
+		got, err := os.ReadFile(path)
+		if err != nil || string(got) != "old\n" {
+			t.Fatalf("after a failed Put: %q, %v; want the old content", got, err)
+		}
+		assertOnly(t, dir, "nutcracker.yml")
+	})
+
+	t.Run("PutNeverShowsPartial", func(t *testing.T) {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "nutcracker")
+		old := strings.Repeat("old ", 1000)
+		if err := os.WriteFile(path, []byte(old), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		// Between every chunk the writer sends, the target must still hold the old content.
+		var chunks []io.Reader
+		for range 20 {
+			chunks = append(chunks, strings.NewReader(strings.Repeat("new ", 4096)))
+		}
+		r := &observingReader{r: io.MultiReader(chunks...), observe: func() {
+			if b, err := os.ReadFile(path); err != nil || string(b) != old {
+				t.Errorf("during Put the target holds %d bytes (%v), want the old %d", len(b), err, len(old))
+			}
+		}}
+		if err := open(t).Put(ctx(t), path, r, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if b, _ := os.ReadFile(path); len(b) != 20*4*4096 {
+			t.Fatalf("after Put: %d bytes, want %d", len(b), 20*4*4096)
+		}
+	})
+
+	t.Run("PutIntoMissingDir", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "no", "such", "file")
+		if err := open(t).Put(ctx(t), path, strings.NewReader("x"), 0o644); err == nil {
+			t.Fatal("Put into a missing directory succeeded")
+		}
+	})
+
+	t.Run("ReadFileMissing", func(t *testing.T) {
+		_, err := open(t).ReadFile(ctx(t), filepath.Join(t.TempDir(), "missing"))
+		if !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("err = %v, want fs.ErrNotExist", err)
+		}
+	})
+
+	t.Run("ReadFileBinary", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "blob")
+		want := []byte{0, 1, 2, 0xff, '\r', '\n', 0}
+		if err := os.WriteFile(path, want, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		got, err := open(t).ReadFile(ctx(t), path)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("ReadFile = %v, %v; want %v", got, err, want)
+		}
+	})
+}
+
+// assertGone fails unless the process whose pid is in pidFile ends within a few seconds.
+func assertGone(t *testing.T, pidFile string) {
+	t.Helper()
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatalf("the command did not start: %v", err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 100 {
+		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+			return
+		}
+		time.Sleep(30 * time.Millisecond)
+	}
+	t.Fatalf("process %d still runs after its context ended", pid)
+}
+
+// observingReader calls observe before every read; it may run on another goroutine.
+type observingReader struct {
+	r       io.Reader
+	observe func()
+}
+
+func (o *observingReader) Read(p []byte) (int, error) {
+	o.observe()
+	return o.r.Read(p)
+}
+
+type errReader struct{}
+
+func (errReader) Read([]byte) (int, error) { return 0, errors.New("source failed") }
+
+// assertOnly fails unless dir holds exactly the named file: no temp file was left behind.
+func assertOnly(t *testing.T, dir, name string) {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if len(names) != 1 || names[0] != name {
+		t.Fatalf("%s holds %v, want only %s", dir, names, name)
+	}
+}
