@@ -11,6 +11,7 @@ import (
 
 	"github.com/patchctl/patchctl/internal/testenv"
 	"github.com/patchctl/patchctl/probe"
+	"github.com/patchctl/patchctl/transport"
 )
 
 // benchHost is a host that runs 0.5.0 with 0.4.1 as its previous good build.
@@ -129,7 +130,7 @@ func BenchmarkSwitchGap(b *testing.B) {
 }
 
 func mustRead(b *testing.B, path string) []byte {
-	data, err := (execTransport{}).ReadFile(context.Background(), path)
+	data, err := (&transport.Local{}).ReadFile(context.Background(), path)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -3,16 +3,11 @@ package rollout
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"io"
-	"io/fs"
 	"os"
-	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -21,56 +16,6 @@ import (
 	"github.com/patchctl/patchctl/store"
 	"github.com/patchctl/patchctl/transport"
 )
-
-// execTransport runs commands on this machine. It stands in for transport.Local until
-// that lands on this branch.
-type execTransport struct{}
-
-var _ transport.Transport = execTransport{}
-
-func (execTransport) Run(ctx context.Context, argv []string, stdin io.Reader) (transport.Result, error) {
-	var stdout, stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, &stdout, &stderr
-	cmd.WaitDelay = 2 * time.Second
-	err := cmd.Run()
-	res := transport.Result{Stdout: stdout.Bytes(), Stderr: stderr.Bytes()}
-	var exit *exec.ExitError
-	if errors.As(err, &exit) && exit.ExitCode() > 0 {
-		return res, &transport.ExitError{Argv: argv, Status: exit.ExitCode(), Stderr: strings.TrimSpace(stderr.String())}
-	}
-	return res, err
-}
-
-func (execTransport) Put(ctx context.Context, path string, r io.Reader, mode fs.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".put-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := io.Copy(f, r); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
-}
-
-func (execTransport) ReadFile(_ context.Context, path string) ([]byte, error) {
-	return os.ReadFile(path)
-}
-
-func (execTransport) Close() error { return nil }
 
 // backends are the real servers behind the proxies of a test.
 type backends struct {
@@ -142,7 +87,7 @@ func newHost(t testing.TB, b backends, extra string) hostEnv {
 }
 
 func (e hostEnv) spec() HostSpec {
-	return HostSpec{Name: "proxy-1", Transport: execTransport{}, Root: e.Root, Config: e.Config,
+	return HostSpec{Name: "proxy-1", Transport: &transport.Local{}, Root: e.Root, Config: e.Config,
 		StatsAddr: e.Stats, Process: Process{Mode: ModePidfile, User: e.User, StatsInterval: e.Interval,
 			StopTimeout: 2 * time.Second}}
 }
