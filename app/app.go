@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"sync"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/robfig/cron/v3"
 
 	"github.com/patchctl/patchctl/config"
+	"github.com/patchctl/patchctl/inventory"
 	"github.com/patchctl/patchctl/notify"
 	"github.com/patchctl/patchctl/store"
 )
@@ -33,6 +35,8 @@ type Options struct {
 	StoreTimeout time.Duration
 	// Notifier replaces the configured alert channel (the demo prints to the console).
 	Notifier notify.Notifier
+	// Progress shows artifact downloads when the CLI runs a deploy itself (a terminal).
+	Progress io.Writer
 }
 
 // App is an assembled patchctl.
@@ -50,7 +54,9 @@ type App struct {
 	cron     *cron.Cron
 	loops    []func(ctx context.Context)
 	notifier notify.Notifier
-	kick     chan struct{} // wakes the outbox dispatcher
+	progress io.Writer
+	inv      *inventory.Inventory // nil without an inventory file
+	kick     chan struct{}        // wakes the outbox dispatcher
 	closers  []func() error
 	listener string // socket the daemon serves, once serving
 }
@@ -77,6 +83,7 @@ func Open(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 		methods:  map[string]method{},
 		started:  opts.Now(),
 		notifier: opts.Notifier,
+		progress: opts.Progress,
 	}
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, setup := range components {
@@ -94,6 +101,7 @@ var components = []func(ctx context.Context, a *App) error{
 	setupNotify,
 	setupTracker,
 	setupInventory,
+	setupRollout,
 }
 
 // Close releases the store and whatever components hold.

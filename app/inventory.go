@@ -50,6 +50,7 @@ func setupInventory(_ context.Context, a *App) error {
 		if f.inv, err = inventory.Load(ic.File); err != nil {
 			return err
 		}
+		a.inv = f.inv
 	}
 	f.discover = &inventory.Discoverer{
 		Dial:         func(ctx context.Context, s transport.Spec) (inventory.Runner, error) { return transport.Dial(ctx, s) },

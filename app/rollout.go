@@ -1,0 +1,225 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/patchctl/patchctl/artifact"
+	"github.com/patchctl/patchctl/inventory"
+	"github.com/patchctl/patchctl/rollout"
+	"github.com/patchctl/patchctl/store"
+	"github.com/patchctl/patchctl/transport"
+)
+
+// DeployArgs are the arguments of deploy.
+type DeployArgs struct {
+	Host    string `json:"host"`
+	Version string `json:"version"`
+	// Binary deploys a local nutcracker file instead of resolving Version from the
+	// configured artifact sources; it must still report Version.
+	Binary       string        `json:"binary,omitempty"`
+	DryRun       bool          `json:"dry_run,omitempty"`
+	SmokeTimeout time.Duration `json:"smoke_timeout,omitempty"`
+}
+
+// RollbackArgs are the arguments of rollback.
+type RollbackArgs struct {
+	Host string `json:"host"`
+	To   string `json:"to,omitempty"` // a version or slot; "" = the previous good build
+}
+
+// HostArgs name one host.
+type HostArgs struct {
+	Host string `json:"host"`
+}
+
+// OpReply is the outcome of a deploy or rollback. A failed operation is still a reply, so
+// the CLI can show every recorded step; Error says why it failed.
+type OpReply struct {
+	rollout.Result
+	Artifact *artifact.Artifact `json:"artifact,omitempty"`
+	Error    string             `json:"error,omitempty"`
+}
+
+// SmokeTimeout defaults: a pidfile host runs nutcracker with a 1 s stats interval; other
+// modes keep nutcracker's 30 s default, and the smoke test waits for one refresh.
+const (
+	smokePidfile = 10 * time.Second
+	smokeOther   = 45 * time.Second
+)
+
+func setupRollout(_ context.Context, a *App) error {
+	r := rollout.New(a.store, rollout.Options{Logger: a.log.With("component", "rollout"), Now: a.now})
+	cache := artifact.New(a.cfg.Artifacts.Dir, a.log.With("component", "artifact"))
+
+	handle(a, "deploy", func(ctx context.Context, args DeployArgs) (any, error) {
+		if args.Version == "" {
+			return nil, &Error{Kind: KindUsage, Msg: "--version is required"}
+		}
+		spec, closeT, err := a.hostSpec(ctx, args.Host)
+		if err != nil {
+			return nil, err
+		}
+		defer closeT()
+		art, err := a.resolveArtifact(ctx, cache, args)
+		if err != nil {
+			return nil, err
+		}
+		opts := rollout.DeployOptions{DryRun: args.DryRun, SmokeTimeout: args.SmokeTimeout}
+		if opts.SmokeTimeout == 0 {
+			opts.SmokeTimeout = smokeTimeout(spec)
+		}
+		if !args.DryRun {
+			// The inventory must not report the coming version change as unexpected.
+			if err := a.store.Update(ctx, func(tx *store.Tx) error {
+				return tx.PutHost(HostExpectedVersion, args.Host, args.Version)
+			}); err != nil {
+				return nil, err
+			}
+		}
+		res, err := r.Deploy(ctx, spec, rollout.Artifact{Path: art.Path, Version: art.Version}, opts)
+		a.wake()
+		return opReply(res, &art, err)
+	})
+	handle(a, "rollback", func(ctx context.Context, args RollbackArgs) (any, error) {
+		spec, closeT, err := a.hostSpec(ctx, args.Host)
+		if err != nil {
+			return nil, err
+		}
+		defer closeT()
+		res, err := r.Rollback(ctx, spec, args.To)
+		if err == nil {
+			err = a.store.Update(ctx, func(tx *store.Tx) error {
+				return tx.PutHost(HostExpectedVersion, args.Host, res.Operation.ToVersion)
+			})
+		}
+		a.wake()
+		return opReply(res, nil, err)
+	})
+	handle(a, "history", func(ctx context.Context, args HostArgs) (any, error) {
+		if err := a.knownHost(args.Host); err != nil {
+			return nil, err
+		}
+		return r.History(ctx, args.Host)
+	})
+	handle(a, "slots", func(ctx context.Context, args HostArgs) (any, error) {
+		if err := a.knownHost(args.Host); err != nil {
+			return nil, err
+		}
+		return r.Slots(ctx, args.Host)
+	})
+
+	// A deploy interrupted by a crash is finished or undone as soon as the daemon is back,
+	// not only when someone next touches the host.
+	a.addLoop(func(ctx context.Context) {
+		if a.inv == nil {
+			return
+		}
+		for _, h := range a.inv.Hosts {
+			if h.Deploy == nil || ctx.Err() != nil {
+				continue
+			}
+			spec, closeT, err := a.hostSpec(ctx, h.Name)
+			if err != nil {
+				a.log.Warn("cannot check for an interrupted operation", "host", h.Name, "err", err)
+				continue
+			}
+			if res, ok, err := r.Recover(ctx, spec); err != nil {
+				a.log.Error("recovering an interrupted operation failed", "host", h.Name, "err", err)
+			} else if ok {
+				a.log.Warn("recovered an interrupted operation", "host", h.Name, "op", res.Operation.ID, "state", res.Operation.State)
+			}
+			closeT()
+		}
+	})
+	return nil
+}
+
+func opReply(res rollout.Result, art *artifact.Artifact, err error) (any, error) {
+	reply := OpReply{Result: res, Artifact: art}
+	switch {
+	case err == nil:
+		return reply, nil
+	case errors.Is(err, rollout.ErrBusy), errors.Is(err, rollout.ErrRunAsRoot):
+		return nil, &Error{Kind: KindFailed, Msg: err.Error()}
+	case errors.Is(err, rollout.ErrUnknownSlot):
+		return nil, &Error{Kind: KindUsage, Msg: err.Error()}
+	case res.Operation.ID == "":
+		// Nothing was started (nothing to roll back to, host unreachable, ...).
+		return nil, &Error{Kind: KindFailed, Msg: err.Error()}
+	}
+	reply.Error = err.Error()
+	return reply, nil
+}
+
+func smokeTimeout(spec rollout.HostSpec) time.Duration {
+	if spec.Process.Mode == rollout.ModePidfile {
+		return smokePidfile
+	}
+	return smokeOther
+}
+
+func (a *App) knownHost(name string) error {
+	if a.inv == nil {
+		return &Error{Kind: KindUsage, Msg: "no inventory configured (inventory.file in patchctl.yml)"}
+	}
+	if _, ok := a.inv.Host(name); !ok {
+		return &Error{Kind: KindUsage, Msg: fmt.Sprintf("no host %q in %s", name, a.cfg.Inventory.File)}
+	}
+	return nil
+}
+
+// hostSpec builds the rollout's view of an inventory host and dials its transport; the
+// returned func closes the transport.
+func (a *App) hostSpec(ctx context.Context, name string) (rollout.HostSpec, func(), error) {
+	if err := a.knownHost(name); err != nil {
+		return rollout.HostSpec{}, nil, err
+	}
+	h, _ := a.inv.Host(name)
+	if h.Deploy == nil {
+		return rollout.HostSpec{}, nil, &Error{Kind: KindUsage, Msg: fmt.Sprintf("host %s has no deploy settings in %s", name, a.cfg.Inventory.File)}
+	}
+	t, err := transport.Dial(ctx, *h.Transport)
+	if err != nil {
+		return rollout.HostSpec{}, nil, &Error{Kind: KindFailed, Msg: fmt.Sprintf("host %s: %v", name, err)}
+	}
+	return toHostSpec(h, t), func() { t.Close() }, nil
+}
+
+func toHostSpec(h inventory.Host, t transport.Transport) rollout.HostSpec {
+	d := h.Deploy
+	return rollout.HostSpec{
+		Name: h.Name, Transport: t, Root: d.Root, Config: h.Config, StatsAddr: h.Stats, ProbeHost: d.ProbeHost,
+		Process: rollout.Process{Mode: d.Restart, Unit: d.Unit, Start: d.Start, Stop: d.Stop, User: d.User,
+			PidFile: d.PidFile, LogFile: d.LogFile},
+	}
+}
+
+// resolveArtifact finds a verified binary for the version: a given local file, or the
+// first configured source that has it.
+func (a *App) resolveArtifact(ctx context.Context, cache *artifact.Cache, args DeployArgs) (artifact.Artifact, error) {
+	var progress io.Writer = a.progress
+	sources := a.cfg.Artifacts.Sources
+	if args.Binary != "" {
+		sources = []artifact.Source{{Kind: artifact.KindBinary, Path: args.Binary}}
+	}
+	if len(sources) == 0 {
+		return artifact.Artifact{}, &Error{Kind: KindUsage, Msg: "no artifact sources configured (artifacts.sources in patchctl.yml); or pass --binary FILE"}
+	}
+	var errs []string
+	for i, src := range sources {
+		art, err := cache.Resolve(ctx, src, args.Version, progress)
+		if err == nil {
+			return art, nil
+		}
+		if ctx.Err() != nil {
+			return artifact.Artifact{}, ctx.Err()
+		}
+		errs = append(errs, fmt.Sprintf("source %d (%s): %v", i+1, src.Kind, err))
+	}
+	return artifact.Artifact{}, &Error{Kind: KindFailed, Msg: "no verified build of nutcracker " + args.Version + ":\n  " + strings.Join(errs, "\n  ")}
+}

@@ -1,0 +1,190 @@
+package cli
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/patchctl/patchctl/app"
+	"github.com/patchctl/patchctl/rollout"
+)
+
+func init() {
+	commands = append(commands,
+		spec{name: "deploy", synopsis: "install a nutcracker version on a host: pre-flight, switch, restart, smoke test, automatic rollback", build: newDeployCmd},
+		spec{name: "rollback", synopsis: "switch a host back to its previous good build (or --to VERSION) in one command", build: newRollbackCmd},
+		spec{name: "history", synopsis: "show a host's deploys and rollbacks, step by step", build: newHistoryCmd},
+		spec{name: "slots", synopsis: "show the builds installed on a host and which one is active", build: newSlotsCmd},
+	)
+}
+
+type deployCmd struct {
+	env  *Env
+	args app.DeployArgs
+}
+
+func newDeployCmd(env *Env, fs *flag.FlagSet) Command {
+	c := &deployCmd{env: env}
+	fs.StringVar(&c.args.Host, "host", "", "inventory `host` to deploy to (required)")
+	fs.StringVar(&c.args.Version, "version", "", "nutcracker `version` to install (required)")
+	fs.StringVar(&c.args.Binary, "binary", "", "deploy this local nutcracker `file` instead of the configured artifact sources")
+	fs.BoolVar(&c.args.DryRun, "dry-run", false, "show what would happen, touch nothing")
+	fs.DurationVar(&c.args.SmokeTimeout, "smoke-timeout", 0, "bound on each smoke test (default 10s for pidfile hosts, 45s otherwise)")
+	return c
+}
+
+func (c *deployCmd) Run(ctx context.Context) error {
+	if c.args.Host == "" {
+		return usagef("--host is required")
+	}
+	var rep app.OpReply
+	if err := c.env.callProgress(ctx, "deploy", c.args, &rep); err != nil {
+		return err
+	}
+	return c.env.showOp(rep)
+}
+
+type rollbackCmd struct {
+	env  *Env
+	args app.RollbackArgs
+}
+
+func newRollbackCmd(env *Env, fs *flag.FlagSet) Command {
+	c := &rollbackCmd{env: env}
+	fs.StringVar(&c.args.Host, "host", "", "inventory `host` to roll back (required)")
+	fs.StringVar(&c.args.To, "to", "", "a `version` or slot to go back to (default: the previous good build)")
+	return c
+}
+
+func (c *rollbackCmd) Run(ctx context.Context) error {
+	if c.args.Host == "" {
+		return usagef("--host is required")
+	}
+	var rep app.OpReply
+	if err := c.env.call(ctx, "rollback", c.args, &rep); err != nil {
+		return err
+	}
+	return c.env.showOp(rep)
+}
+
+// showOp prints an operation's steps; a failed operation exits 1.
+func (e *Env) showOp(rep app.OpReply) error {
+	op := rep.Operation
+	if err := e.emit(rep, func(w io.Writer) {
+		switch {
+		case len(rep.Plan) > 0:
+			fmt.Fprintln(w, "dry run; would:")
+			for i, s := range rep.Plan {
+				fmt.Fprintf(w, "  %d. %s\n", i+1, s)
+			}
+			return
+		case rep.Unchanged:
+			fmt.Fprintf(w, "%s already runs %s: nothing to do\n", op.Host, op.ToVersion)
+			return
+		}
+		fmt.Fprintf(w, "%s %s on %s: %s → %s: %s\n", op.Kind, op.ID, op.Host, dash(op.FromVersion), op.ToVersion, op.State)
+		writeSteps(w, op.Steps)
+		if len(rep.Pruned) > 0 {
+			fmt.Fprintf(w, "removed old slots: %s\n", strings.Join(rep.Pruned, ", "))
+		}
+	}); err != nil {
+		return err
+	}
+	if rep.Error != "" {
+		fmt.Fprintf(e.Err, "%s\n", rep.Error)
+		return errFailed
+	}
+	return nil
+}
+
+func writeSteps(w io.Writer, steps []rollout.StepRecord) {
+	row(w, "  STEP", "AT", "AFTER", "ERROR")
+	for i, s := range steps {
+		after := "-"
+		if i > 0 {
+			after = "+" + s.Time.Sub(steps[i-1].Time).Round(time.Millisecond).String()
+		}
+		row(w, "  "+string(s.Step), s.Time.UTC().Format("15:04:05.000"), after, s.Error)
+	}
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "(nothing)"
+	}
+	return s
+}
+
+type historyCmd struct {
+	env  *Env
+	args app.HostArgs
+}
+
+func newHistoryCmd(env *Env, fs *flag.FlagSet) Command {
+	c := &historyCmd{env: env}
+	fs.StringVar(&c.args.Host, "host", "", "inventory `host` (required)")
+	return c
+}
+
+func (c *historyCmd) Run(ctx context.Context) error {
+	if c.args.Host == "" {
+		return usagef("--host is required")
+	}
+	var ops []rollout.Operation
+	if err := c.env.call(ctx, "history", c.args, &ops); err != nil {
+		return err
+	}
+	return c.env.emit(ops, func(w io.Writer) {
+		if len(ops) == 0 {
+			fmt.Fprintf(w, "no deploy or rollback recorded for %s\n", c.args.Host)
+			return
+		}
+		for _, op := range ops {
+			fmt.Fprintf(w, "%s  %s %s: %s → %s: %s %s\n", cell(op.Started), op.Kind, op.ID, dash(op.FromVersion), op.ToVersion, op.State, op.Error)
+			writeSteps(w, op.Steps)
+		}
+	})
+}
+
+type slotsCmd struct {
+	env  *Env
+	args app.HostArgs
+}
+
+func newSlotsCmd(env *Env, fs *flag.FlagSet) Command {
+	c := &slotsCmd{env: env}
+	fs.StringVar(&c.args.Host, "host", "", "inventory `host` (required)")
+	return c
+}
+
+func (c *slotsCmd) Run(ctx context.Context) error {
+	if c.args.Host == "" {
+		return usagef("--host is required")
+	}
+	var st rollout.HostState
+	if err := c.env.call(ctx, "slots", c.args, &st); err != nil {
+		return err
+	}
+	return c.env.emit(st, func(w io.Writer) {
+		row(w, "SLOT", "VERSION", "STATE", "INSTALLED", "LAST ACTIVE", "ACTIVE")
+		for _, s := range st.Slots {
+			active := ""
+			if s.Name == st.Current {
+				active = "*"
+			}
+			row(w, s.Name, s.Version, string(s.State), s.Installed, s.LastActive, active)
+		}
+	})
+}
+
+// progressFile is where download progress goes when stderr is a terminal.
+func (e *Env) progressFile() *os.File {
+	if f, ok := e.Err.(*os.File); ok {
+		return f
+	}
+	return nil
+}
