@@ -104,3 +104,20 @@ func TestBashCompletionLoads(t *testing.T) {
 		t.Fatalf("completion of 'ev' = %q", out)
 	}
 }
+
+// TestDamagedStore: a corrupt store is reported with its path, exits 3, and is left as it was.
+func TestDamagedStore(t *testing.T) {
+	cfg := writeConfig(t, "")
+	db := filepath.Join(filepath.Dir(cfg), "patchctl.db")
+	garbage := []byte("not a bbolt file at all, but long enough to be read as one; not a bbolt file at all")
+	if err := os.WriteFile(db, garbage, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut := run(t, nil, "--config", cfg, "releases")
+	if code != cli.ExitUnavailable || !strings.Contains(errOut, db) || !strings.Contains(errOut, "corrupt") {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if after, _ := os.ReadFile(db); string(after) != string(garbage) {
+		t.Fatal("the damaged store was modified")
+	}
+}
