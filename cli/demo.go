@@ -148,7 +148,7 @@ notify:
 	if err := step("poll", &pollCmd{env: c.env}); err != nil {
 		return err
 	}
-	if err := step("releases", &releasesCmd{env: c.env}); err != nil {
+	if err := step("releases", &query[app.ReleasesArgs, app.ReleaseList]{env: c.env, method: "releases", table: releasesTable}); err != nil {
 		return err
 	}
 	if err := step("events --kind release.", &eventsCmd{env: c.env, filter: eventFilter("release.")}); err != nil {

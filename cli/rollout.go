@@ -119,66 +119,50 @@ func dash(s string) string {
 	return s
 }
 
-type historyCmd struct {
-	env  *Env
-	args app.HostArgs
+// hostFlag registers the --host flag every per-host command takes.
+func hostFlag(fs *flag.FlagSet, dst *string) {
+	fs.StringVar(dst, "host", "", "inventory `host` (required)")
+}
+
+func needHost(a app.HostArgs) error {
+	if a.Host == "" {
+		return fmt.Errorf("--host is required")
+	}
+	return nil
 }
 
 func newHistoryCmd(env *Env, fs *flag.FlagSet) Command {
-	c := &historyCmd{env: env}
-	fs.StringVar(&c.args.Host, "host", "", "inventory `host` (required)")
-	return c
+	q := &query[app.HostArgs, []rollout.Operation]{env: env, method: "history", required: needHost, table: historyTable}
+	hostFlag(fs, &q.args.Host)
+	return q
 }
 
-func (c *historyCmd) Run(ctx context.Context) error {
-	if c.args.Host == "" {
-		return usagef("--host is required")
+func historyTable(w io.Writer, args app.HostArgs, ops []rollout.Operation) {
+	if len(ops) == 0 {
+		fmt.Fprintf(w, "no deploy or rollback recorded for %s\n", args.Host)
+		return
 	}
-	var ops []rollout.Operation
-	if err := c.env.call(ctx, "history", c.args, &ops); err != nil {
-		return err
+	for _, op := range ops {
+		fmt.Fprintf(w, "%s  %s %s: %s → %s: %s %s\n", cell(op.Started), op.Kind, op.ID, dash(op.FromVersion), op.ToVersion, op.State, op.Error)
+		writeSteps(w, op.Steps)
 	}
-	return c.env.emit(ops, func(w io.Writer) {
-		if len(ops) == 0 {
-			fmt.Fprintf(w, "no deploy or rollback recorded for %s\n", c.args.Host)
-			return
-		}
-		for _, op := range ops {
-			fmt.Fprintf(w, "%s  %s %s: %s → %s: %s %s\n", cell(op.Started), op.Kind, op.ID, dash(op.FromVersion), op.ToVersion, op.State, op.Error)
-			writeSteps(w, op.Steps)
-		}
-	})
-}
-
-type slotsCmd struct {
-	env  *Env
-	args app.HostArgs
 }
 
 func newSlotsCmd(env *Env, fs *flag.FlagSet) Command {
-	c := &slotsCmd{env: env}
-	fs.StringVar(&c.args.Host, "host", "", "inventory `host` (required)")
-	return c
+	q := &query[app.HostArgs, rollout.HostState]{env: env, method: "slots", required: needHost, table: slotsTable}
+	hostFlag(fs, &q.args.Host)
+	return q
 }
 
-func (c *slotsCmd) Run(ctx context.Context) error {
-	if c.args.Host == "" {
-		return usagef("--host is required")
-	}
-	var st rollout.HostState
-	if err := c.env.call(ctx, "slots", c.args, &st); err != nil {
-		return err
-	}
-	return c.env.emit(st, func(w io.Writer) {
-		row(w, "SLOT", "VERSION", "STATE", "INSTALLED", "LAST ACTIVE", "ACTIVE")
-		for _, s := range st.Slots {
-			active := ""
-			if s.Name == st.Current {
-				active = "*"
-			}
-			row(w, s.Name, s.Version, string(s.State), s.Installed, s.LastActive, active)
+func slotsTable(w io.Writer, _ app.HostArgs, st rollout.HostState) {
+	row(w, "SLOT", "VERSION", "STATE", "INSTALLED", "LAST ACTIVE", "ACTIVE")
+	for _, s := range st.Slots {
+		active := ""
+		if s.Name == st.Current {
+			active = "*"
 		}
-	})
+		row(w, s.Name, s.Version, string(s.State), s.Installed, s.LastActive, active)
+	}
 }
 
 // progressFile is where download progress goes when stderr is a terminal.

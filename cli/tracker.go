@@ -61,69 +61,47 @@ func (c *pollCmd) Run(ctx context.Context) error {
 	return nil
 }
 
-type releasesCmd struct {
-	env  *Env
-	args app.ReleasesArgs
-}
-
 func newReleasesCmd(env *Env, fs *flag.FlagSet) Command {
-	c := &releasesCmd{env: env}
-	fs.StringVar(&c.args.Source, "source", "", "only this `owner/repo`")
-	return c
+	q := &query[app.ReleasesArgs, app.ReleaseList]{env: env, method: "releases", table: releasesTable}
+	fs.StringVar(&q.args.Source, "source", "", "only this `owner/repo`")
+	return q
 }
 
-func (c *releasesCmd) Run(ctx context.Context) error {
-	var list app.ReleaseList
-	if err := c.env.call(ctx, "releases", c.args, &list); err != nil {
-		return err
-	}
-	return c.env.emit(list, func(w io.Writer) {
-		row(w, "SOURCE", "VERSION", "TAG", "KIND", "PUBLISHED", "SECURITY", "LATEST")
-		for _, r := range list.Releases {
-			kind := "release"
-			switch {
-			case r.Prerelease:
-				kind = "pre-release"
-			case r.TagOnly:
-				kind = "tag"
-			}
-			sec := "-"
-			if r.Security {
-				sec = "yes: " + strings.Join(r.Reasons, ", ")
-			}
-			latest := ""
-			if l, ok := list.Latest[r.Source]; ok && l.Tag == r.Tag {
-				latest = "latest"
-			}
-			row(w, r.Source, r.Version, r.Tag, kind, r.PublishedAt, sec, latest)
+func releasesTable(w io.Writer, _ app.ReleasesArgs, list app.ReleaseList) {
+	row(w, "SOURCE", "VERSION", "TAG", "KIND", "PUBLISHED", "SECURITY", "LATEST")
+	for _, r := range list.Releases {
+		kind := "release"
+		switch {
+		case r.Prerelease:
+			kind = "pre-release"
+		case r.TagOnly:
+			kind = "tag"
 		}
-	})
-}
-
-type advisoriesCmd struct {
-	env  *Env
-	args app.ReleasesArgs
+		sec := "-"
+		if r.Security {
+			sec = "yes: " + strings.Join(r.Reasons, ", ")
+		}
+		latest := ""
+		if l, ok := list.Latest[r.Source]; ok && l.Tag == r.Tag {
+			latest = "latest"
+		}
+		row(w, r.Source, r.Version, r.Tag, kind, r.PublishedAt, sec, latest)
+	}
 }
 
 func newAdvisoriesCmd(env *Env, fs *flag.FlagSet) Command {
-	c := &advisoriesCmd{env: env}
-	fs.StringVar(&c.args.Source, "source", "", "only this `owner/repo`")
-	return c
+	q := &query[app.ReleasesArgs, []store.Advisory]{env: env, method: "advisories", table: advisoriesTable}
+	fs.StringVar(&q.args.Source, "source", "", "only this `owner/repo`")
+	return q
 }
 
-func (c *advisoriesCmd) Run(ctx context.Context) error {
-	var advs []store.Advisory
-	if err := c.env.call(ctx, "advisories", c.args, &advs); err != nil {
-		return err
+func advisoriesTable(w io.Writer, _ app.ReleasesArgs, advs []store.Advisory) {
+	if len(advs) == 0 {
+		fmt.Fprintln(w, "no repository security advisories known (the curated feed applies to 'patchctl inventory')")
+		return
 	}
-	return c.env.emit(advs, func(w io.Writer) {
-		if len(advs) == 0 {
-			fmt.Fprintln(w, "no repository security advisories known (the curated feed applies to 'patchctl inventory')")
-			return
-		}
-		row(w, "SOURCE", "ID", "CVE", "SEVERITY", "AFFECTED", "PATCHED", "PUBLISHED", "SUMMARY")
-		for _, a := range advs {
-			row(w, a.Source, a.ID, a.CVE, a.Severity, a.VulnerableRange, a.PatchedVersion, a.PublishedAt, a.Summary)
-		}
-	})
+	row(w, "SOURCE", "ID", "CVE", "SEVERITY", "AFFECTED", "PATCHED", "PUBLISHED", "SUMMARY")
+	for _, a := range advs {
+		row(w, a.Source, a.ID, a.CVE, a.Severity, a.VulnerableRange, a.PatchedVersion, a.PublishedAt, a.Summary)
+	}
 }
