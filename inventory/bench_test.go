@@ -3,6 +3,7 @@ package inventory_test
 import (
 	"context"
 	"fmt"
+	"github.com/patchctl/patchctl/internal/testenv"
 	"net"
 	"runtime"
 	"runtime/metrics"
@@ -55,7 +56,7 @@ func simulatedFleet(b *testing.B, n, silentEvery int) []inventory.Host {
 			body := statsJSON(i)
 			handle = func(c net.Conn) { c.Write(body) }
 		}
-		hosts[i] = host(fmt.Sprint("cache-", i), "production", listen(b, handle), "nutcracker")
+		hosts[i] = host(fmt.Sprint("cache-", i), "production", testenv.ServeTCP(b, handle), "nutcracker")
 	}
 	return hosts
 }

@@ -14,26 +14,6 @@ import (
 	"github.com/patchctl/patchctl/transport"
 )
 
-// listen serves every connection of a loopback listener with handle.
-func listen(t testing.TB, handle func(net.Conn)) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() { defer c.Close(); handle(c) }()
-		}
-	}()
-	return l.Addr().String()
-}
-
 func host(name, env, stats, binary string) inventory.Host {
 	return inventory.Host{Name: name, Environment: env, Stats: stats, Config: "/etc/nutcracker/nutcracker.yml",
 		Binary: binary, Transport: &transport.Spec{Kind: "local"}}
@@ -49,8 +29,8 @@ func TestDiscoverFleet(t *testing.T) {
 	old1, old2 := startProxy(t, "0.4.1"), startProxy(t, "0.4.1")
 	new1, new2 := startProxy(t, "0.5.0"), startProxy(t, "0.5.0")
 	down := testenv.Addr(testenv.FreePort(t)) // nothing listens
-	garbage := listen(t, func(c net.Conn) { c.Write([]byte("SSH-2.0-OpenSSH_9.2\r\n")) })
-	silent := listen(t, func(c net.Conn) { c.Read(make([]byte, 1)) })
+	garbage := testenv.ServeTCP(t, func(c net.Conn) { c.Write([]byte("SSH-2.0-OpenSSH_9.2\r\n")) })
+	silent := testenv.ServeTCP(t, func(c net.Conn) { c.Read(make([]byte, 1)) })
 
 	bin041, bin050 := testenv.Nutcracker(t, "0.4.1"), testenv.Nutcracker(t, "0.5.0")
 	hosts := []inventory.Host{
@@ -164,7 +144,7 @@ func TestDiscoverWithoutDial(t *testing.T) {
 }
 
 func TestDiscoverCancelled(t *testing.T) {
-	silent := listen(t, func(c net.Conn) { c.Read(make([]byte, 1)) })
+	silent := testenv.ServeTCP(t, func(c net.Conn) { c.Read(make([]byte, 1)) })
 	var hosts []inventory.Host
 	for i := range 20 {
 		hosts = append(hosts, host(fmt.Sprint("h", i), "e", silent, "/nonexistent/nutcracker"))

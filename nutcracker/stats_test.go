@@ -109,26 +109,6 @@ func TestParseStatsErrors(t *testing.T) {
 	}
 }
 
-// serve accepts connections on a loopback port and hands each to handle.
-func serve(t *testing.T, handle func(net.Conn)) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() { defer c.Close(); handle(c) }()
-		}
-	}()
-	return l.Addr().String()
-}
-
 func TestFetchStatsFailures(t *testing.T) {
 	sample, err := os.ReadFile(filepath.Join("testdata", "stats-0.5.0.json"))
 	if err != nil {
@@ -159,11 +139,11 @@ func TestFetchStatsFailures(t *testing.T) {
 		addr string
 		want error
 	}{
-		{"garbage", serve(t, write([]byte("-ERR unknown command\r\n"))), nutcracker.ErrMalformed},
-		{"truncated", serve(t, write(sample[:300])), nutcracker.ErrMalformed},
-		{"other json", serve(t, write([]byte(`{"status":"ok"}`))), nutcracker.ErrNotNutcracker},
-		{"never answers", serve(t, silent), nutcracker.ErrTimeout},
-		{"too large", serve(t, huge), nutcracker.ErrTooLarge},
+		{"garbage", testenv.ServeTCP(t, write([]byte("-ERR unknown command\r\n"))), nutcracker.ErrMalformed},
+		{"truncated", testenv.ServeTCP(t, write(sample[:300])), nutcracker.ErrMalformed},
+		{"other json", testenv.ServeTCP(t, write([]byte(`{"status":"ok"}`))), nutcracker.ErrNotNutcracker},
+		{"never answers", testenv.ServeTCP(t, silent), nutcracker.ErrTimeout},
+		{"too large", testenv.ServeTCP(t, huge), nutcracker.ErrTooLarge},
 		{"refused", refused, nutcracker.ErrUnreachable},
 	}
 	for _, tt := range tests {
@@ -186,7 +166,7 @@ func TestFetchStatsFailures(t *testing.T) {
 }
 
 func TestFetchStatsCancel(t *testing.T) {
-	addr := serve(t, func(c net.Conn) { c.Read(make([]byte, 1)) })
+	addr := testenv.ServeTCP(t, func(c net.Conn) { c.Read(make([]byte, 1)) })
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(100*time.Millisecond, cancel)
 	start := time.Now()

@@ -255,3 +255,25 @@ func FirstLine(s string) string {
 	line, _, _ := bufio.NewReader(strings.NewReader(s)).ReadLine()
 	return strings.TrimRight(string(line), "\r")
 }
+
+// ServeTCP accepts connections on a free loopback port until the test ends and hands each
+// to handle on its own goroutine; it returns the address. Tests use it to play a stats port
+// that answers garbage, never answers, or answers like nutcracker.
+func ServeTCP(t testing.TB, handle func(net.Conn)) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() { defer c.Close(); handle(c) }()
+		}
+	}()
+	return l.Addr().String()
+}
