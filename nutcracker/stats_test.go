@@ -211,7 +211,7 @@ beta:
 				t.Fatalf("GET through %s = %q, %v", v, line, err)
 			}
 
-			// The snapshot is refreshed every 100 ms; wait for the request to show.
+			// The snapshot is refreshed every 100 ms; wait for the request and its response to show.
 			var st *nutcracker.Stats
 			for i := 0; i < 50; i++ {
 				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -220,7 +220,8 @@ beta:
 				if err != nil {
 					t.Fatal(err)
 				}
-				if len(st.Pools) == 2 && len(st.Pools[1].Servers) == 1 && st.Pools[1].Servers[0].Requests >= 1 {
+				// Wait for the whole exchange: a snapshot can fall between request and response.
+				if len(st.Pools) == 2 && len(st.Pools[1].Servers) == 1 && st.Pools[1].Servers[0].Responses >= 1 {
 					break
 				}
 				time.Sleep(50 * time.Millisecond)
