@@ -172,6 +172,7 @@ func Main(ctx context.Context, args []string, io IO) int {
 		fmt.Fprintf(io.Err, "patchctl %s: unexpected argument %q\n", sp.name, fs.Arg(0))
 		return ExitUsage
 	}
+	warnIfRoot(io.Err, sp.name)
 	return exitCode(io.Err, sp.name, cmd.Run(ctx))
 }
 

@@ -121,3 +121,14 @@ func TestDamagedStore(t *testing.T) {
 		t.Fatal("the damaged store was modified")
 	}
 }
+
+func TestRootWarning(t *testing.T) {
+	cfg := writeConfig(t, "")
+	_, _, errOut := run(t, nil, "--config", cfg, "status")
+	if got := strings.Contains(errOut, "WARNING: running as root"); got != (os.Geteuid() == 0) {
+		t.Fatalf("root warning shown = %v as uid %d: %s", got, os.Geteuid(), errOut)
+	}
+	if _, _, errOut := run(t, nil, "version"); strings.Contains(errOut, "WARNING") {
+		t.Fatalf("version warns: %s", errOut)
+	}
+}

@@ -82,7 +82,6 @@ func (c *daemonCmd) Run(ctx context.Context) error {
 		return err
 	}
 	log := c.env.Logger()
-	warnIfRoot(log)
 	a, err := app.Open(ctx, cfg, app.Options{Logger: log})
 	if err != nil {
 		return err
