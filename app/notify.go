@@ -46,13 +46,8 @@ func setupNotify(_ context.Context, a *App) error {
 	a.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "patchctl_outbox_pending", Help: "Notifications waiting in the outbox.",
 	}, func() float64 {
-		var n int
-		_ = a.store.View(context.Background(), func(tx *store.Tx) error {
-			items, err := tx.Outbox(true)
-			n = len(items)
-			return err
-		})
-		return float64(n)
+		items, _ := a.store.Outbox(context.Background(), true)
+		return float64(len(items))
 	}))
 
 	handle(a, "notify.test", func(ctx context.Context, _ struct{}) (any, error) {

@@ -35,21 +35,15 @@ type FlushResult struct {
 // the rest would only be refused too.
 func (d *Dispatcher) Flush(ctx context.Context) (FlushResult, error) {
 	var res FlushResult
-	var due []store.OutboxItem
-	now := d.now()
-	err := d.Store.View(ctx, func(tx *store.Tx) error {
-		items, err := tx.Outbox(true)
-		for _, it := range items {
-			if !it.NextAttempt.After(now) {
-				due = append(due, it)
-			}
-		}
-		return err
-	})
+	items, err := d.Store.Outbox(ctx, true)
 	if err != nil {
 		return res, err
 	}
-	for _, it := range due {
+	now := d.now()
+	for _, it := range items {
+		if it.NextAttempt.After(now) {
+			continue
+		}
 		if err := ctx.Err(); err != nil {
 			return res, err
 		}

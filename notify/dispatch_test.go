@@ -73,11 +73,8 @@ func enqueueRelease(t *testing.T, st *store.Store, version string) {
 
 func pending(t *testing.T, st *store.Store) []store.OutboxItem {
 	t.Helper()
-	var items []store.OutboxItem
-	if err := st.View(context.Background(), func(tx *store.Tx) (err error) {
-		items, err = tx.Outbox(false)
-		return err
-	}); err != nil {
+	items, err := st.Outbox(context.Background(), false)
+	if err != nil {
 		t.Fatal(err)
 	}
 	return items

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"syscall"
@@ -106,22 +107,8 @@ func TestErrors(t *testing.T) {
 	ra := testenv.Redis(t, "--requirepass", "s3cret")
 	dead := testenv.Addr(testenv.FreePort(t))
 
-	// A server that accepts and never answers.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close()
-		}
-	}()
-	silent := l.Addr().String()
+	// A server that accepts and never answers (it reads until the client hangs up).
+	silent := testenv.ServeTCP(t, func(c net.Conn) { io.Copy(io.Discard, c) })
 
 	for _, tc := range []struct {
 		name   string

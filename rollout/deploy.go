@@ -151,6 +151,21 @@ func (r *Rollout) prepare(ctx context.Context, h HostSpec, opts DeployOptions) (
 // record writes the operation, applies fn to the slot table, logs an event and, when
 // alert is set, enqueues it, all in one transaction. It survives the caller's cancellation:
 // a half-recorded operation is worse than a late one.
+// begin finishes or undoes an unfinished operation of the host (when resume is set; a dry
+// run changes nothing), then reads the slot the host runs and the recorded slot table.
+func (x *run) begin(ctx context.Context, resume bool) (current string, hs HostState, err error) {
+	if resume {
+		if _, err := x.resume(ctx); err != nil {
+			return "", HostState{}, fmt.Errorf("resume unfinished operation: %w", err)
+		}
+	}
+	if current, err = x.fs.readCurrent(ctx); err != nil {
+		return "", HostState{}, err
+	}
+	hs, err = x.r.Slots(ctx, x.h.Name)
+	return current, hs, err
+}
+
 func (x *run) record(ctx context.Context, msg string, fn func(*HostState), alert map[string]any) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
@@ -323,16 +338,7 @@ func (r *Rollout) Deploy(ctx context.Context, h HostSpec, art Artifact, opts Dep
 		return Result{}, err
 	}
 	name := slotName(art.Version, sha)
-	if !opts.DryRun {
-		if _, err := x.resume(ctx); err != nil {
-			return Result{}, fmt.Errorf("resume unfinished operation: %w", err)
-		}
-	}
-	from, err := x.fs.readCurrent(ctx)
-	if err != nil {
-		return Result{}, err
-	}
-	hs, err := r.Slots(ctx, h.Name)
+	from, hs, err := x.begin(ctx, !opts.DryRun)
 	if err != nil {
 		return Result{}, err
 	}

@@ -26,14 +26,7 @@ func (r *Rollout) Rollback(ctx context.Context, h HostSpec, to string) (Result, 
 		return Result{}, err
 	}
 	defer unlock()
-	if _, err := x.resume(ctx); err != nil {
-		return Result{}, fmt.Errorf("resume unfinished operation: %w", err)
-	}
-	current, err := x.fs.readCurrent(ctx)
-	if err != nil {
-		return Result{}, err
-	}
-	hs, err := r.Slots(ctx, h.Name)
+	current, hs, err := x.begin(ctx, true)
 	if err != nil {
 		return Result{}, err
 	}

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"time"
 )
 
@@ -67,4 +68,14 @@ func (tx *Tx) Outbox(pendingOnly bool) ([]OutboxItem, error) {
 // PutOutboxItem records the outcome of a delivery attempt.
 func (tx *Tx) PutOutboxItem(o OutboxItem) error {
 	return tx.putJSON(bucketOutbox, u64(o.ID), o)
+}
+
+// Outbox lists outbox items in a read transaction of their own, oldest first;
+// pendingOnly skips sent and abandoned ones.
+func (s *Store) Outbox(ctx context.Context, pendingOnly bool) (items []OutboxItem, err error) {
+	err = s.View(ctx, func(tx *Tx) error {
+		items, err = tx.Outbox(pendingOnly)
+		return err
+	})
+	return items, err
 }

@@ -191,11 +191,8 @@ func advisory(id, patched string) map[string]any {
 
 func outbox(t testing.TB, st *store.Store) []store.OutboxItem {
 	t.Helper()
-	var items []store.OutboxItem
-	if err := st.View(context.Background(), func(tx *store.Tx) (err error) {
-		items, err = tx.Outbox(false)
-		return err
-	}); err != nil {
+	items, err := st.Outbox(context.Background(), false)
+	if err != nil {
 		t.Fatal(err)
 	}
 	return items

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/pem"
 	"errors"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -112,25 +113,12 @@ func TestSSHHostKeyAlgorithms(t *testing.T) {
 // TestSSHHandshakeTimeout: a server that accepts TCP but never speaks SSH must not hang Dial.
 func TestSSHHandshakeTimeout(t *testing.T) {
 	srv := testenv.SSHD(t) // for keys and known_hosts only
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close()
-		}
-	}()
+	silent := testenv.ServeTCP(t, func(c net.Conn) { io.Copy(io.Discard, c) })
 	spec := sshSpec(srv)
-	spec.Address = l.Addr().String()
+	spec.Address = silent
 	spec.Timeout = 300 * time.Millisecond
 	start := time.Now()
-	_, err = transport.Dial(context.Background(), spec)
+	_, err := transport.Dial(context.Background(), spec)
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err = %v, want deadline exceeded", err)
 	}
