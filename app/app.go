@@ -18,9 +18,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/robfig/cron/v3"
 
+	"github.com/patchctl/patchctl/artifact"
 	"github.com/patchctl/patchctl/config"
+	"github.com/patchctl/patchctl/waves"
 	"github.com/patchctl/patchctl/inventory"
 	"github.com/patchctl/patchctl/notify"
+	"github.com/patchctl/patchctl/rollout"
 	"github.com/patchctl/patchctl/store"
 )
 
@@ -59,6 +62,10 @@ type App struct {
 	kick     chan struct{}        // wakes the outbox dispatcher
 	closers  []func() error
 	listener string // socket the daemon serves, once serving
+
+	deployer  *rollout.Rollout // per-host deploys and rollbacks
+	artifacts *artifact.Cache
+	rollouts  *waves.Engine // fleet rollouts
 }
 
 // Open opens the store and builds every component. It fails with store.ErrLocked when
@@ -102,6 +109,7 @@ var components = []func(ctx context.Context, a *App) error{
 	setupTracker,
 	setupInventory,
 	setupRollout,
+	setupRollouts,
 }
 
 // Close releases the store and whatever components hold.

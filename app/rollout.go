@@ -55,10 +55,14 @@ const (
 func setupRollout(_ context.Context, a *App) error {
 	r := rollout.New(a.store, rollout.Options{Logger: a.log.With("component", "rollout"), Now: a.now})
 	cache := artifact.New(a.cfg.Artifacts.Dir, a.log.With("component", "artifact"))
+	a.deployer, a.artifacts = r, cache
 
 	handle(a, "deploy", func(ctx context.Context, args DeployArgs) (any, error) {
 		if args.Version == "" {
 			return nil, &Error{Kind: KindUsage, Msg: "--version is required"}
+		}
+		if err := a.refuseLeased(ctx, args.Host, args.DryRun); err != nil {
+			return nil, err
 		}
 		spec, closeT, err := a.hostSpec(ctx, args.Host)
 		if err != nil {
@@ -86,6 +90,9 @@ func setupRollout(_ context.Context, a *App) error {
 		return opReply(res, &art, err)
 	})
 	handle(a, "rollback", func(ctx context.Context, args RollbackArgs) (any, error) {
+		if err := a.refuseLeased(ctx, args.Host, false); err != nil {
+			return nil, err
+		}
 		spec, closeT, err := a.hostSpec(ctx, args.Host)
 		if err != nil {
 			return nil, err

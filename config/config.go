@@ -30,6 +30,7 @@ type Config struct {
 	Notify      Notify        `yaml:"notify" json:"notify"`
 	Inventory   Inventory     `yaml:"inventory" json:"inventory"`
 	Artifacts   Artifacts     `yaml:"artifacts" json:"artifacts"`
+	Rollouts    Rollouts      `yaml:"rollouts" json:"rollouts"`
 	Shutdown    time.Duration `yaml:"shutdown_timeout" json:"shutdown_timeout"`
 
 	// File is where the configuration was read from ("" for defaults).
@@ -122,6 +123,7 @@ func Default() Config {
 		Slack:     Slack{APIURL: "https://slack.com/api/", Timeout: 15 * time.Second},
 		Notify:    Notify{MaxAttempts: 12, MinBackoff: 2 * time.Second, MaxBackoff: 10 * time.Minute, Interval: 5 * time.Second},
 		Inventory: defaultInventory(),
+		Rollouts:  defaultRollouts(),
 		Shutdown:  10 * time.Second,
 	}
 }

@@ -20,6 +20,10 @@ type Envelope struct {
 	Latest   *store.Release  `json:"latest,omitempty"`
 	Count    int             `json:"count,omitempty"`
 	Security int             `json:"security,omitempty"`
+	Rollout  *RolloutNote    `json:"rollout,omitempty"`
+	// Thread groups messages: a Slack bot replies in the thread of the first message
+	// sent with the same Thread.
+	Thread string `json:"thread,omitempty"`
 }
 
 // Encode serialises an envelope for tx.Enqueue.
@@ -38,6 +42,8 @@ func Render(payload []byte) (Message, error) {
 		return releaseMessage(*e.Release), nil
 	case e.Kind == "advisory.new" && e.Advisory != nil:
 		return advisoryMessage(*e.Advisory), nil
+	case e.Rollout != nil:
+		return rolloutMessage(*e.Rollout)
 	case e.Kind == "tracking.start":
 		return trackingMessage(e), nil
 	}

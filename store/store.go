@@ -40,6 +40,9 @@ var (
 	bucketEvents     = []byte("events")
 	bucketPolls      = []byte("polls")
 	bucketHosts      = []byte("hosts")
+	bucketRollouts   = []byte("rollouts")
+	bucketWaveHosts  = []byte("rollout_hosts")
+	bucketLeases     = []byte("leases")
 
 	keySchema = []byte("schema_version")
 )
@@ -60,6 +63,15 @@ var migrations = []func(tx *bolt.Tx) error{
 	func(tx *bolt.Tx) error {
 		_, err := tx.CreateBucketIfNotExists(bucketHosts)
 		return err
+	},
+	// 3: fleet rollouts, their hosts, and host leases.
+	func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketRollouts, bucketWaveHosts, bucketLeases} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
 	},
 }
 
