@@ -102,6 +102,7 @@ var components = []func(ctx context.Context, a *App) error{
 	setupTracker,
 	setupInventory,
 	setupRollout,
+	setupWindows,
 }
 
 // Close releases the store and whatever components hold.

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/hashicorp/go-version"
+
 	"github.com/patchctl/patchctl/advisory"
 	"github.com/patchctl/patchctl/window"
 )
@@ -127,6 +129,11 @@ func (c *Config) validatePatching(fail func(field, format string, args ...any)) 
 			pol.Source = c.Tracker.Sources[0].Repo
 		} else if !c.hasSource(pol.Source) {
 			fail(field+".source", "%q is not one of tracker.sources", pol.Source)
+		}
+		if pol.Pin != "" {
+			if _, err := version.NewVersion(pol.Pin); err != nil {
+				fail(field+".pin", "%q is not a version", pol.Pin)
+			}
 		}
 		if pol.MinReleaseAge < 0 {
 			fail(field+".min_release_age", "must not be negative")

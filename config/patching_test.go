@@ -100,6 +100,7 @@ func TestPatchingErrorsNameTheLine(t *testing.T) {
 		{"duplicate policy", "patching:\n  policies:\n    - name: a\n    - name: a\n", `bad.yml:4: patching.policies[1].name: policy "a" is defined twice`},
 		{"policy source", "patching:\n  policies:\n    - name: a\n      source: x/y\n", `bad.yml:4: patching.policies[0].source: "x/y" is not one of tracker.sources`},
 		{"bad severity", "patching:\n  policies:\n    - name: a\n      security:\n        min_severity: urgent\n", "bad.yml:5: patching.policies[0].security.min_severity"},
+		{"pin not a version", "patching:\n  policies:\n    - name: a\n      pin: latest\n", `bad.yml:4: patching.policies[0].pin: "latest" is not a version`},
 		{"negative age", "patching:\n  policies:\n    - name: a\n      min_release_age: -1h\n", "bad.yml:4: patching.policies[0].min_release_age: must not be negative"},
 	}
 	for _, c := range cases {

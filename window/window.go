@@ -2,6 +2,7 @@ package window
 
 import (
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -188,4 +189,15 @@ func (w *Window) occurrence(open time.Time) Occurrence {
 	}
 	o.LastStart = o.Close.Add(-w.Cutoff)
 	return o
+}
+
+// Upcoming lists the next n occurrences of all windows together, in opening order, those
+// open at t first.
+func Upcoming(ws []*Window, t time.Time, n int) []Occurrence {
+	var all []Occurrence
+	for _, w := range ws {
+		all = append(all, w.Upcoming(t, n)...)
+	}
+	slices.SortStableFunc(all, func(a, b Occurrence) int { return a.Open.Compare(b.Open) })
+	return all[:min(n, len(all))]
 }

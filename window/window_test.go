@@ -142,3 +142,18 @@ func TestParseDate(t *testing.T) {
 		t.Errorf("round trip = %s", d)
 	}
 }
+
+func TestUpcomingAcrossWindows(t *testing.T) {
+	staging := newWindow(t, "second tuesday at 02:00", "Europe/Berlin", 4*time.Hour, time.Hour)
+	nightly := newWindow(t, "0 1 * * *", "America/New_York", 2*time.Hour, 0)
+	got := window.Upcoming([]*window.Window{staging, nightly}, mustTime(t, "2026-01-12T00:00:00Z"), 4)
+	want := []string{"2026-01-12T01:00:00-05:00", "2026-01-13T02:00:00+01:00", "2026-01-13T01:00:00-05:00", "2026-01-14T01:00:00-05:00"}
+	if len(got) != len(want) {
+		t.Fatalf("%d occurrences", len(got))
+	}
+	for i, o := range got {
+		if o.Open.Format(time.RFC3339) != want[i] {
+			t.Errorf("occurrence %d = %s, want %s", i, o.Open.Format(time.RFC3339), want[i])
+		}
+	}
+}
