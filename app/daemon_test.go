@@ -314,3 +314,40 @@ func TestStopDuringSlowPoll(t *testing.T) {
 		t.Error("the manual poll reported success although the daemon stopped under it")
 	}
 }
+
+// TestFailedDeployLeavesNoExpectedVersion: a deploy that does not end on its version
+// puts back what the inventory expected before, so a later change to that version is
+// reported as unexpected.
+func TestFailedDeployLeavesNoExpectedVersion(t *testing.T) {
+	dir := t.TempDir()
+	host := fmt.Sprintf(`  - name: h1
+    environment: test
+    config: %s
+    stats: %s
+    transport: {type: local}
+    deploy: {root: %s, restart: command, start: [/bin/false], stop: [/bin/true]}
+`, filepath.Join(dir, "missing-nutcracker.yml"), testenv.Addr(testenv.FreePort(t)), filepath.Join(dir, "nc"))
+	cfg, _ := fleetConfig(t, fmt.Sprintf("artifacts:\n  sources:\n    - kind: binary\n      path: %s\n", testenv.Nutcracker(t, "0.5.0")), host)
+	a, err := app.Open(context.Background(), cfg, app.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	raw, err := a.Call(context.Background(), "deploy", json.RawMessage(`{"host":"h1","version":"0.5.0"}`))
+	var reply app.OpReply
+	if err == nil {
+		json.Unmarshal(raw, &reply)
+	}
+	if err == nil && reply.Error == "" {
+		t.Fatalf("deploy without a nutcracker.yml succeeded: %s", raw)
+	}
+	var v string
+	var ok bool
+	a.Store().View(context.Background(), func(tx *store.Tx) (err error) {
+		ok, err = tx.Host(app.HostExpectedVersion, "h1", &v)
+		return err
+	})
+	if ok {
+		t.Fatalf("expected version %q left behind by a failed deploy (%v %s)", v, err, raw)
+	}
+}
