@@ -169,11 +169,8 @@ func (f *fleet) poll(ctx context.Context) (FleetReport, error) {
 			if _, err := tx.AppendEvent(store.Event{Kind: "inventory." + string(ev.Kind), Subject: ev.Host, Message: msg.Title}); err != nil {
 				return err
 			}
-			payload, err := notify.Envelope{Kind: "inventory." + string(ev.Kind), Message: &msg}.Encode()
-			if err != nil {
-				return err
-			}
-			if _, err := tx.Enqueue(fmt.Sprintf("inventory:%s:%s:%d", ev.Host, ev.Kind, ev.At.UnixNano()), payload); err != nil {
+			env := notify.Envelope{Kind: "inventory." + string(ev.Kind), Message: &msg}
+			if _, err := notify.Enqueue(tx, fmt.Sprintf("inventory:%s:%s:%d", ev.Host, ev.Kind, ev.At.UnixNano()), env); err != nil {
 				return err
 			}
 		}
