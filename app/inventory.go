@@ -232,11 +232,8 @@ func (f *fleet) record(ctx context.Context, st *fleetState, obs []inventory.Obse
 		}
 		for _, ev := range events {
 			msg := inventoryMessage(ev)
-			payload, err := notify.Envelope{Kind: "inventory." + string(ev.Kind), Message: &msg}.Encode()
-			if err != nil {
-				return err
-			}
-			added, err := tx.Enqueue(inventoryKey(prev[ev.Host], ev), payload)
+			env := notify.Envelope{Kind: "inventory." + string(ev.Kind), Message: &msg}
+			added, err := notify.Enqueue(tx, inventoryKey(prev[ev.Host], ev), env)
 			if err != nil {
 				return err
 			}

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"encoding/binary"
+	"maps"
 	"time"
 )
 
@@ -182,6 +183,13 @@ func (tx *Tx) AppendEvent(e Event) (Event, error) {
 		return e, err
 	}
 	e.Seq = seq
+	if tx.by != "" && e.Fields["by"] == "" {
+		e.Fields = maps.Clone(e.Fields)
+		if e.Fields == nil {
+			e.Fields = map[string]string{}
+		}
+		e.Fields["by"] = tx.by
+	}
 	if e.Time.IsZero() {
 		e.Time = tx.now
 	}
