@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/patchctl/patchctl/config"
 	"github.com/patchctl/patchctl/store"
 	"github.com/patchctl/patchctl/tracker"
 	"github.com/patchctl/patchctl/window"
@@ -47,9 +48,12 @@ type WindowEntry struct {
 const maxNext = 1000
 
 func setupWindows(ctx context.Context, a *App) error {
-	if err := a.checkPins(ctx); err != nil {
+	if err := a.checkPins(ctx, a.config()); err != nil {
 		return err
 	}
+	a.addReloader(func(ctx context.Context, cfg *config.Config) (func(), error) {
+		return func() {}, a.checkPins(ctx, cfg)
+	})
 	handle(a, "windows", func(ctx context.Context, args WindowsArgs) (any, error) {
 		switch {
 		case args.Next == 0:
@@ -59,7 +63,7 @@ func setupWindows(ctx context.Context, a *App) error {
 		}
 		now := a.now()
 		rep := WindowsReport{Now: now.UTC(), Windows: []WindowEntry{}}
-		for _, o := range window.Upcoming(a.cfg.Windows(), now, args.Next) {
+		for _, o := range window.Upcoming(a.config().Windows(), now, args.Next) {
 			rep.Windows = append(rep.Windows, windowEntry(o, now))
 		}
 		return rep, nil
@@ -89,8 +93,8 @@ func windowEntry(o window.Occurrence, now time.Time) WindowEntry {
 
 // checkPins refuses a pinned version the tracker does not know, naming its line. A source
 // never polled yet cannot tell; the scheduler then says why it has no candidate.
-func (a *App) checkPins(ctx context.Context) error {
-	for i, p := range a.cfg.Patching.Policies {
+func (a *App) checkPins(ctx context.Context, cfg *config.Config) error {
+	for i, p := range cfg.Patching.Policies {
 		if p.Pin == "" {
 			continue
 		}
@@ -102,7 +106,7 @@ func (a *App) checkPins(ctx context.Context) error {
 			return err
 		}
 		if len(rels) > 0 && !hasVersion(rels, p.Pin) {
-			err := a.cfg.ErrorAt(fmt.Sprintf("patching.policies[%d].pin", i), "version %s is not a release of %s that patchctl knows (see patchctl releases)", p.Pin, p.Source)
+			err := cfg.ErrorAt(fmt.Sprintf("patching.policies[%d].pin", i), "version %s is not a release of %s that patchctl knows (see patchctl releases)", p.Pin, p.Source)
 			return &Error{Kind: KindUsage, Msg: err.Error()}
 		}
 	}
