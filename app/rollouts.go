@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/patchctl/patchctl/config"
 	"github.com/patchctl/patchctl/inventory"
 	"github.com/patchctl/patchctl/nutcracker"
 	"github.com/patchctl/patchctl/rollout"
@@ -36,7 +37,7 @@ func setupRollouts(_ context.Context, a *App) error {
 		Help: "Time one wave took from its start to its verdict (soak included), by outcome.", Buckets: prometheus.ExponentialBuckets(1, 2, 14)}, []string{"outcome"})
 	a.reg.MustRegister(hostDur, waveDur, rolloutCollector{a})
 	a.rollouts = waves.New(a.store, waves.Options{
-		Logger: a.log.With("component", "rollouts"), Now: a.now, Policies: a.cfg.Rollouts, Hosts: hosts,
+		Logger: a.log.With("component", "rollouts"), Now: a.now, Policies: func() config.Rollouts { return a.config().Rollouts }, Hosts: hosts,
 		Targets: a.targets, Wake: a.wake,
 		Observe: func(kind, state string, d time.Duration) {
 			if kind == "wave" {
@@ -124,11 +125,12 @@ func (a *App) refuseLeased(ctx context.Context, host string, dryRun bool) error 
 
 // targets lists the inventory's hosts for the planner.
 func (a *App) targets() []waves.Target {
-	if a.inv == nil {
+	inv := a.inventory()
+	if inv == nil {
 		return nil
 	}
-	out := make([]waves.Target, len(a.inv.Hosts))
-	for i, h := range a.inv.Hosts {
+	out := make([]waves.Target, len(inv.Hosts))
+	for i, h := range inv.Hosts {
 		out[i] = waves.Target{Name: h.Name, Environment: h.Environment, Labels: h.Labels}
 	}
 	return out
@@ -168,7 +170,7 @@ func (f *fleetHosts) invHost(name string) (inventory.Host, error) {
 	if err := f.a.knownHost(name); err != nil {
 		return inventory.Host{}, err
 	}
-	h, _ := f.a.inv.Host(name)
+	h, _ := f.a.inventory().Host(name)
 	return h, nil
 }
 
@@ -180,7 +182,7 @@ func (f *fleetHosts) Check(ctx context.Context, host, version string) waves.Chec
 		problem("%v", err)
 		return c
 	}
-	sctx, cancel := context.WithTimeout(ctx, f.a.cfg.Inventory.StatsTimeout)
+	sctx, cancel := context.WithTimeout(ctx, f.a.config().Inventory.StatsTimeout)
 	st, err := nutcracker.FetchStats(sctx, h.Stats)
 	cancel()
 	if err != nil {

@@ -27,9 +27,9 @@ type rig struct {
 	app   *app.App
 }
 
-// fleetConfig writes the inventory of hosts and a patchctl.yml with policy (a rollouts:
+// rolloutConfig writes the inventory of hosts and a patchctl.yml with policy (a rollouts:
 // section) that deploys from the test's Debian packages.
-func fleetConfig(t *testing.T, hosts []*testenv.FleetProxy, policy string) *config.Config {
+func rolloutConfig(t *testing.T, hosts []*testenv.FleetProxy, policy string) *config.Config {
 	t.Helper()
 	inv := filepath.Join(t.TempDir(), "inventory.yml")
 	// lab-1 is in no wave: plan reports it unmatched.
@@ -47,7 +47,7 @@ func newRig(t *testing.T, policy string, hosts ...testenv.FleetHost) *rig {
 		t.Fatal("deploys run nutcracker as the unprivileged nutcracker user: run as root (CI does)")
 	}
 	r := &rig{t: t, hosts: testenv.Fleet(t, hosts...)}
-	r.cfg = fleetConfig(t, r.hosts, policy)
+	r.cfg = rolloutConfig(t, r.hosts, policy)
 	var addrs app.Addrs
 	r.app, addrs = startDaemonApp(t, r.cfg)
 	r.c = app.NewClient(addrs.Socket)
@@ -256,7 +256,7 @@ func TestRolloutUpgradesFleet(t *testing.T) {
 	for _, e := range evs {
 		kinds[e.Kind]++
 	}
-	if kinds["rollout.started"] != 1 || kinds["wave.passed"] != 3 || kinds["rollout.promoted"] != 1 ||
+	if kinds["rollout.started"] != 1 || kinds["rollout.wave.passed"] != 3 || kinds["rollout.promoted"] != 1 ||
 		kinds["rollout.host.succeeded"] != 6 || kinds["rollout.succeeded"] != 1 {
 		t.Errorf("events: %v", kinds)
 	}

@@ -31,10 +31,13 @@ type Config struct {
 	Inventory   Inventory     `yaml:"inventory" json:"inventory"`
 	Artifacts   Artifacts     `yaml:"artifacts" json:"artifacts"`
 	Rollouts    Rollouts      `yaml:"rollouts" json:"rollouts"`
+	Patching    Patching      `yaml:"patching" json:"patching"`
 	Shutdown    time.Duration `yaml:"shutdown_timeout" json:"shutdown_timeout"`
 
 	// File is where the configuration was read from ("" for defaults).
 	File string `yaml:"-" json:"file,omitempty"`
+
+	root *yaml.Node // the parsed document, to name lines in errors found after loading
 }
 
 // Log selects the log level and format.
@@ -124,6 +127,7 @@ func Default() Config {
 		Notify:    Notify{MaxAttempts: 12, MinBackoff: 2 * time.Second, MaxBackoff: 10 * time.Minute, Interval: 5 * time.Second},
 		Inventory: defaultInventory(),
 		Rollouts:  defaultRollouts(),
+		Patching:  Patching{Reminder: 24 * time.Hour},
 		Shutdown:  10 * time.Second,
 	}
 }
@@ -198,10 +202,17 @@ func Parse(name string, r io.Reader) (*Config, error) {
 			return nil, yamlError(name, err)
 		}
 	}
+	cfg.root = &root
 	if errs := cfg.validate(&root); len(errs) > 0 {
 		return nil, errs
 	}
 	return &cfg, nil
+}
+
+// ErrorAt is a problem found after loading (for example a pinned version the store does not
+// know), located at the field's line in the file.
+func (c *Config) ErrorAt(field, format string, args ...any) *Error {
+	return &Error{File: c.File, Line: lineOf(c.root, field), Field: field, Msg: fmt.Sprintf(format, args...)}
 }
 
 func yamlError(name string, err error) error {

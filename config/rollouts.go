@@ -13,22 +13,22 @@ type Rollouts struct {
 	// DefaultPolicy is used when a rollout names none.
 	DefaultPolicy string `yaml:"default_policy" json:"default_policy"`
 	// SoakInterval is how often a soaking wave's stats ports are read.
-	SoakInterval time.Duration `yaml:"soak_interval" json:"soak_interval"`
-	Policies     []Policy      `yaml:"policies" json:"policies"`
+	SoakInterval time.Duration   `yaml:"soak_interval" json:"soak_interval"`
+	Policies     []RolloutPolicy `yaml:"policies" json:"policies"`
 }
 
-// Policy says how a rollout moves through the fleet.
-type Policy struct {
+// RolloutPolicy says how a rollout moves through the fleet.
+type RolloutPolicy struct {
 	Name string `yaml:"name" json:"name"`
 	// OnFailure is what happens when a wave has more failed hosts than it allows, or fails
 	// its soak gate: pause (default) or abort.
 	OnFailure string `yaml:"on_failure" json:"on_failure"`
 	// PrecheckFailure is what a host that fails the pre-checks does to the rollout:
 	// refuse (the rollout does not start; default) or exclude (the host is left out).
-	PrecheckFailure string `yaml:"precheck_failure" json:"precheck_failure"`
-	Hooks          Hooks          `yaml:"hooks" json:"hooks"`
-	SoakThresholds SoakThresholds `yaml:"soak_thresholds" json:"soak_thresholds"`
-	Waves          []Wave         `yaml:"waves" json:"waves"`
+	PrecheckFailure string         `yaml:"precheck_failure" json:"precheck_failure"`
+	Hooks           Hooks          `yaml:"hooks" json:"hooks"`
+	SoakThresholds  SoakThresholds `yaml:"soak_thresholds" json:"soak_thresholds"`
+	Waves           []Wave         `yaml:"waves" json:"waves"`
 }
 
 // Hooks are commands run on each host, through its transport, around its deploy.
@@ -137,7 +137,7 @@ func contains(list []string, s string) bool {
 }
 
 // Policy returns a policy by name ("" = the default).
-func (r Rollouts) Policy(name string) (Policy, bool) {
+func (r Rollouts) Policy(name string) (RolloutPolicy, bool) {
 	if name == "" {
 		name = r.DefaultPolicy
 	}
@@ -146,15 +146,15 @@ func (r Rollouts) Policy(name string) (Policy, bool) {
 			return p, true
 		}
 	}
-	return Policy{}, false
+	return RolloutPolicy{}, false
 }
 
-// DefaultPolicy moves staging one host at a time and watches it for five minutes, then
+// DefaultRolloutPolicy moves staging one host at a time and watches it for five minutes, then
 // waits for a promote before production, a quarter of it at a time.
-func DefaultPolicy() Policy {
-	return Policy{
+func DefaultRolloutPolicy() RolloutPolicy {
+	return RolloutPolicy{
 		Name: "default", OnFailure: "pause", PrecheckFailure: "refuse",
-		Hooks: Hooks{Timeout: 60 * time.Second},
+		Hooks: Hooks{Before: []string{}, After: []string{}, Timeout: 60 * time.Second},
 		Waves: []Wave{
 			{Name: "staging", Environments: []string{"staging"}, MaxParallel: "1", MaxFailures: "0", Soak: 5 * time.Minute, Promote: true},
 			{Name: "production", Environments: []string{"production"}, MaxParallel: "25%", MaxFailures: "0", Soak: 5 * time.Minute},
@@ -169,7 +169,7 @@ func defaultRollouts() Rollouts {
 func (c *Config) validateRollouts(fail func(field, format string, args ...any)) {
 	r := &c.Rollouts
 	if len(r.Policies) == 0 {
-		r.Policies = []Policy{DefaultPolicy()}
+		r.Policies = []RolloutPolicy{DefaultRolloutPolicy()}
 	}
 	if r.SoakInterval <= 0 {
 		fail("rollouts.soak_interval", "must be positive")

@@ -124,6 +124,7 @@ func (c *Config) validate(root *yaml.Node) Errors {
 	c.validateInventory(fail)
 	c.validateArtifacts(fail)
 	c.validateRollouts(fail)
+	c.validatePatching(fail)
 	if c.Shutdown <= 0 {
 		fail("shutdown_timeout", "must be positive")
 	}

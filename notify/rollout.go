@@ -10,7 +10,7 @@ import (
 // message and every later one as a reply in its thread.
 type RolloutNote struct {
 	ID      string          `json:"id"`
-	Event   string          `json:"event"` // one of the RolloutEvent* constants
+	Event   string          `json:"-"` // the outbox kind
 	Version string          `json:"version"`
 	Policy  string          `json:"policy"`
 	Wave    string          `json:"wave,omitempty"`
@@ -25,13 +25,13 @@ type RolloutWaveNote struct {
 	Hosts int    `json:"hosts"`
 }
 
-// Rollout events that reach Slack.
+// Rollout events that reach Slack; each is an outbox kind rendered from Envelope.Rollout.
 const (
 	RolloutStarted    = "rollout.started"
-	RolloutWaveStart  = "wave.started"
-	RolloutWavePassed = "wave.passed"
-	RolloutWaveFailed = "wave.failed"
-	RolloutHostFailed = "host.failed"
+	RolloutWaveStart  = "rollout.wave.started"
+	RolloutWavePassed = "rollout.wave.passed"
+	RolloutWaveFailed = "rollout.wave.failed"
+	RolloutHostFailed = "rollout.host.failed"
 	RolloutPaused     = "rollout.paused"
 	RolloutResumed    = "rollout.resumed"
 	RolloutPromoted   = "rollout.promoted"
@@ -50,7 +50,20 @@ var RolloutEvents = []string{RolloutStarted, RolloutWaveStart, RolloutWavePassed
 // KindFleet is a fleet rollout message.
 const KindFleet Kind = "rollout"
 
-// rolloutMessage renders a rollout note. Titles name the rollout id, so webhook messages
+func init() {
+	for _, k := range RolloutEvents {
+		renderers[k] = func(e Envelope) (Message, error) {
+			if e.Rollout == nil {
+				return Message{}, fmt.Errorf("outbox payload of kind %q: missing its rollout", e.Kind)
+			}
+			n := *e.Rollout
+			n.Event = e.Kind
+			return rolloutMessage(n)
+		}
+	}
+}
+
+// rolloutMessage renders a rollout note of an event. Titles name the rollout id, so webhook messages
 // (which cannot thread) are still attributable.
 func rolloutMessage(n RolloutNote) (Message, error) {
 	m := Message{Kind: KindFleet, Severity: SeverityInfo, Version: n.Version,

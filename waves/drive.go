@@ -34,8 +34,8 @@ func failures(w store.RolloutWave, hosts map[string]store.RolloutHost) int {
 	return n
 }
 
-func policyOf(r store.Rollout) (config.Policy, error) {
-	var p config.Policy
+func policyOf(r store.Rollout) (config.RolloutPolicy, error) {
+	var p config.RolloutPolicy
 	if err := json.Unmarshal(r.Settings, &p); err != nil {
 		return p, fmt.Errorf("rollout %s: policy: %w", r.ID, err)
 	}
@@ -94,7 +94,7 @@ func (e *Engine) startWave(ctx context.Context, v View, i int) error {
 		w := &r.Waves[i]
 		w.Baseline = base
 		if w.State == WaveRunning { // resumed after a failure: a new baseline, no new start
-			return "wave.rebased", w.Name, "", "stats snapshot retaken for wave " + w.Name, nil
+			return "rollout.wave.rebased", w.Name, "", "stats snapshot retaken for wave " + w.Name, nil
 		}
 		w.State, w.Started = WaveRunning, e.opts.Now()
 		return notify.RolloutWaveStart, w.Name, "", fmt.Sprintf("wave %s started: %d host(s), %d at a time", w.Name, len(w.Hosts), w.MaxParallel), nil
@@ -123,7 +123,7 @@ func hostDone(state string) bool {
 
 // runWave deploys the wave's remaining hosts, MaxParallel at a time, until they are done,
 // the failure budget is spent, or the rollout is paused or aborted.
-func (e *Engine) runWave(ctx context.Context, v View, i int, pol config.Policy) (bool, error) {
+func (e *Engine) runWave(ctx context.Context, v View, i int, pol config.RolloutPolicy) (bool, error) {
 	w := v.Waves[i]
 	var todo []store.RolloutHost
 	// Hosts interrupted by a restart go first: they may be half-way through a switch.
@@ -188,7 +188,7 @@ func (e *Engine) runWave(ctx context.Context, v View, i int, pol config.Policy) 
 	_, err = e.transition(ctx, v.ID, func(tx *store.Tx, r *store.Rollout) (string, string, string, string, error) {
 		w := &r.Waves[i]
 		w.State, w.SoakUntil = WaveSoaking, e.opts.Now().Add(w.Soak)
-		return "wave.soaking", w.Name, "", fmt.Sprintf("wave %s deployed; soaking for %s", w.Name, w.Soak), nil
+		return "rollout.wave.soaking", w.Name, "", fmt.Sprintf("wave %s deployed; soaking for %s", w.Name, w.Soak), nil
 	})
 	return true, err
 }
@@ -196,7 +196,7 @@ func (e *Engine) runWave(ctx context.Context, v View, i int, pol config.Policy) 
 // runHost runs one host's hooks and deploy and records the outcome. A host found running
 // (the daemon died during its deploy) is finished: Deploy reports an operation it
 // already ran instead of running another.
-func (e *Engine) runHost(ctx context.Context, r store.Rollout, pol config.Policy, h store.RolloutHost) error {
+func (e *Engine) runHost(ctx context.Context, r store.Rollout, pol config.RolloutPolicy, h store.RolloutHost) error {
 	if h.State != HostRunning {
 		h.State, h.Started = HostRunning, e.opts.Now()
 		if err := e.putHost(ctx, r, h, "rollout.host.running", fmt.Sprintf("%s: deploying %s", h.Host, r.Version)); err != nil {
@@ -223,7 +223,7 @@ func (e *Engine) runHost(ctx context.Context, r store.Rollout, pol config.Policy
 // deployHost runs the before hook, the deploy and the after hook. Hooks run again on a
 // host resumed after a restart, so they must be safe to repeat (draining twice is).
 // A failing after hook puts the host back on what it ran.
-func (e *Engine) deployHost(ctx context.Context, r store.Rollout, pol config.Policy, h store.RolloutHost) error {
+func (e *Engine) deployHost(ctx context.Context, r store.Rollout, pol config.RolloutPolicy, h store.RolloutHost) error {
 	if err := e.hook(ctx, h.Host, "before", pol.Hooks.Before, pol.Hooks.Timeout); err != nil {
 		return err
 	}
@@ -272,7 +272,7 @@ func (e *Engine) putHost(ctx context.Context, r store.Rollout, h store.RolloutHo
 }
 
 // failWave records a failed wave and what the policy does about it: pause, or abort.
-func (e *Engine) failWave(ctx context.Context, id string, i int, pol config.Policy, reason string) error {
+func (e *Engine) failWave(ctx context.Context, id string, i int, pol config.RolloutPolicy, reason string) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	var dur time.Duration
@@ -307,7 +307,7 @@ func (e *Engine) failWave(ctx context.Context, id string, i int, pol config.Poli
 
 // soak watches a deployed wave until its soak time is over, failing it when the error
 // counters rise beyond the policy's thresholds; a passed wave may wait for a promote.
-func (e *Engine) soak(ctx context.Context, v View, i int, pol config.Policy) (bool, error) {
+func (e *Engine) soak(ctx context.Context, v View, i int, pol config.RolloutPolicy) (bool, error) {
 	for {
 		w := v.Waves[i]
 		cur := e.snapshot(ctx, activeHosts(w, v.Hosts))
@@ -321,7 +321,7 @@ func (e *Engine) soak(ctx context.Context, v View, i int, pol config.Policy) (bo
 		if !now.Before(w.SoakUntil) {
 			return true, e.passWave(ctx, v.ID, i)
 		}
-		t := time.NewTimer(min(e.opts.Policies.SoakInterval, w.SoakUntil.Sub(now)))
+		t := time.NewTimer(min(e.soakInterval(), w.SoakUntil.Sub(now)))
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -336,6 +336,13 @@ func (e *Engine) soak(ctx context.Context, v View, i int, pol config.Policy) (bo
 			return v.State == StateAborting, nil
 		}
 	}
+}
+
+func (e *Engine) soakInterval() time.Duration {
+	if d := e.opts.Policies().SoakInterval; d > 0 {
+		return d
+	}
+	return 5 * time.Second
 }
 
 func (e *Engine) passWave(ctx context.Context, id string, i int) error {
@@ -363,7 +370,7 @@ func (e *Engine) passWave(ctx context.Context, id string, i int) error {
 
 // revertAll rolls back every host the rollout changed, newest wave first, as many at once
 // as each wave allows, then finishes the rollout.
-func (e *Engine) revertAll(ctx context.Context, v View, pol config.Policy) error {
+func (e *Engine) revertAll(ctx context.Context, v View, pol config.RolloutPolicy) error {
 	for i := len(v.Waves) - 1; i >= 0; i-- {
 		w := v.Waves[i]
 		sem := make(chan struct{}, max(1, w.MaxParallel))

@@ -21,7 +21,9 @@ import (
 type Options struct {
 	Logger   *slog.Logger
 	Now      func() time.Time
-	Policies config.Rollouts
+	// Policies returns the rollout policies in force (a reload may change them; a
+	// running rollout keeps the policy it started with).
+	Policies func() config.Rollouts
 	// Targets lists the inventory's hosts when a rollout is planned.
 	Targets func() []Target
 	Hosts   Hosts
@@ -55,8 +57,8 @@ func New(st *store.Store, opts Options) *Engine {
 	if opts.Targets == nil {
 		opts.Targets = func() []Target { return nil }
 	}
-	if opts.Policies.SoakInterval <= 0 {
-		opts.Policies.SoakInterval = 5 * time.Second
+	if opts.Policies == nil {
+		opts.Policies = func() config.Rollouts { return config.Default().Rollouts }
 	}
 	return &Engine{st: st, opts: opts, log: opts.Logger, active: map[string]bool{}}
 }
@@ -315,7 +317,7 @@ func (e *Engine) note(tx *store.Tx, r store.Rollout, event, wave, host, msg stri
 	if !slices.Contains(notify.RolloutEvents, event) {
 		return nil
 	}
-	n := notify.RolloutNote{ID: r.ID, Event: event, Version: r.Version, Policy: r.Policy, Wave: wave, Host: host}
+	n := notify.RolloutNote{ID: r.ID, Version: r.Version, Policy: r.Policy, Wave: wave, Host: host}
 	switch event {
 	case notify.RolloutStarted:
 		for _, w := range r.Waves {
@@ -325,11 +327,7 @@ func (e *Engine) note(tx *store.Tx, r store.Rollout, event, wave, host, msg stri
 	default:
 		n.Reason = msg
 	}
-	payload, err := notify.Envelope{Kind: "rollout", Rollout: &n, Thread: "rollout:" + r.ID}.Encode()
-	if err != nil {
-		return err
-	}
-	_, err = tx.Enqueue(fmt.Sprintf("rollout:%s:%d", r.ID, ev.Seq), payload)
+	_, err = notify.Enqueue(tx, fmt.Sprintf("rollout:%s:%d", r.ID, ev.Seq), notify.Envelope{Kind: event, Rollout: &n, Thread: "rollout:" + r.ID})
 	return err
 }
 

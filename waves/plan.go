@@ -157,7 +157,7 @@ type Request struct {
 }
 
 // assign puts each target in the first wave whose selector matches it.
-func assign(p config.Policy, targets []Target) (byWave [][]Target, unmatched []string) {
+func assign(p config.RolloutPolicy, targets []Target) (byWave [][]Target, unmatched []string) {
 	byWave = make([][]Target, len(p.Waves))
 	for _, t := range targets {
 		placed := false
@@ -179,11 +179,11 @@ func assign(p config.Policy, targets []Target) (byWave [][]Target, unmatched []s
 const checkConcurrency = 32
 
 // plan checks every host of the selected waves; nothing is changed.
-func (e *Engine) plan(ctx context.Context, req Request) (Plan, config.Policy, error) {
+func (e *Engine) plan(ctx context.Context, req Request) (Plan, config.RolloutPolicy, error) {
 	if req.Version == "" {
-		return Plan{}, config.Policy{}, fmt.Errorf("%w: a version is required", ErrUsage)
+		return Plan{}, config.RolloutPolicy{}, fmt.Errorf("%w: a version is required", ErrUsage)
 	}
-	pol, ok := e.opts.Policies.Policy(req.Policy)
+	pol, ok := e.opts.Policies().Policy(req.Policy)
 	if !ok {
 		return Plan{}, pol, fmt.Errorf("%w: no rollout policy %q", ErrUsage, req.Policy)
 	}

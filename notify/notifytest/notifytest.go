@@ -7,11 +7,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/patchctl/patchctl/notify"
+	"github.com/patchctl/patchctl/store"
 )
 
 // Fault is how a remote receiver misbehaves for one case.
@@ -222,4 +224,83 @@ func noSecret(t *testing.T, s Setup, err error) {
 			}
 		}
 	}
+}
+
+// Outbox returns a typical envelope of every outbox kind, as its producer queues it. A
+// kind in notify.OutboxKinds without one here fails the renderer tests.
+func Outbox() map[string]notify.Envelope {
+	rel := Release()
+	exposure := notify.Message{Kind: notify.KindExposure, Title: "proxy-1 is exposed to 1 advisories", Severity: notify.SeverityWarning,
+		Fields: []notify.Field{{Key: "Host", Value: "proxy-1"}}}
+	op := func(kind, op string) notify.Envelope {
+		o := &notify.Operation{Host: "proxy-1", Op: "20261202T120000-0a1b2c3d", Operation: op,
+			From: "0.4.1-0123456789ab", FromVersion: "0.4.1", To: "0.5.0-ba9876543210", ToVersion: "0.5.0",
+			Step: "smoke", Error: "smoke test failed: stats 127.0.0.1:22222 reports 0.4.1, want 0.5.0", By: "uid 1000 (alice)"}
+		if kind == notify.OutboxDeployRollbackFailed {
+			o.RollbackStep, o.RollbackError = "rollback-restart", "nutcracker exited at start: bind 127.0.0.1:22121: address in use"
+		}
+		if kind == notify.OutboxDeployFailed {
+			o.From, o.FromVersion = "", ""
+		}
+		return notify.Envelope{Kind: kind, Operation: o}
+	}
+	out := map[string]notify.Envelope{
+		notify.OutboxReleaseNew: {Kind: notify.OutboxReleaseNew, Release: &store.Release{Source: "twitter/twemproxy", Tag: rel.Version,
+			Version: rel.Version, PublishedAt: rel.Date, URL: rel.URL, Notes: rel.Summary}},
+		notify.OutboxAdvisoryNew: {Kind: notify.OutboxAdvisoryNew, Advisory: &store.Advisory{Source: "twitter/twemproxy", ID: "GHSA-xxxx-yyyy-zzzz",
+			Summary: "crash on a malformed reply", Severity: "high", PatchedVersion: "0.5.1"}},
+		notify.OutboxTrackingStart:           {Kind: notify.OutboxTrackingStart, Source: "twitter/twemproxy", Count: 15, Security: 2},
+		notify.OutboxInventoryExposed:        {Kind: notify.OutboxInventoryExposed, Message: &exposure},
+		notify.OutboxInventoryVersionChanged: {Kind: notify.OutboxInventoryVersionChanged, Message: &exposure},
+		notify.OutboxInventoryStopped:        {Kind: notify.OutboxInventoryStopped, Message: &exposure},
+		notify.OutboxInventoryCameBack:       {Kind: notify.OutboxInventoryCameBack, Message: &exposure},
+		notify.OutboxDeployFailed:            op(notify.OutboxDeployFailed, "deploy"),
+		notify.OutboxDeployRolledBack:        op(notify.OutboxDeployRolledBack, "deploy"),
+		notify.OutboxDeployRollbackFailed:    op(notify.OutboxDeployRollbackFailed, "deploy"),
+		notify.OutboxRollbackFailed:          op(notify.OutboxRollbackFailed, "rollback"),
+	}
+	for _, kind := range notify.RolloutEvents {
+		out[kind] = RolloutEnvelope(kind)
+	}
+	return out
+}
+
+// RolloutEnvelope is a typical note of a rollout event, as package waves queues it.
+func RolloutEnvelope(kind string) notify.Envelope {
+	n := &notify.RolloutNote{ID: "r20261202-120000-0a1b2c", Version: "0.5.0", Policy: "default", Wave: "production"}
+	switch kind {
+	case notify.RolloutStarted:
+		n.Wave = ""
+		n.Waves = []notify.RolloutWaveNote{{Name: "staging", Hosts: 1}, {Name: "production", Hosts: 4}}
+	case notify.RolloutHostFailed:
+		n.Host, n.Reason = "proxy-3", "proxy-3: smoke test failed: pool r: connection refused"
+	case notify.RolloutWaveFailed, notify.RolloutPaused, notify.RolloutAborting, notify.RolloutFailed:
+		n.Reason = "wave production failed: soak gate: server_err rose by 12 (allowed 0: proxy-3 +12)"
+	}
+	return notify.Envelope{Kind: kind, Rollout: n, Thread: "rollout:" + n.ID}
+}
+
+// MustSay lists what the rendered alert of an outbox envelope must contain: for a deploy
+// or rollback outcome the host, both versions, the failed step and the cause.
+func MustSay(e notify.Envelope) []string {
+	if r := e.Rollout; r != nil {
+		// Webhook messages cannot thread: each names its rollout.
+		say := []string{r.ID, r.Version, r.Wave, r.Host, r.Reason}
+		for _, w := range r.Waves {
+			say = append(say, w.Name)
+		}
+		return slices.DeleteFunc(say, func(s string) bool { return s == "" })
+	}
+	if e.Operation == nil {
+		return nil
+	}
+	o := e.Operation
+	say := []string{o.Host, o.ToVersion, o.Step, o.Error, o.By}
+	if o.FromVersion != "" {
+		say = append(say, o.FromVersion)
+	}
+	if o.RollbackError != "" {
+		say = append(say, o.RollbackStep, o.RollbackError)
+	}
+	return say
 }
