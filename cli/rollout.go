@@ -16,7 +16,7 @@ import (
 func init() {
 	commands = append(commands,
 		spec{name: "deploy", synopsis: "install a nutcracker version on a host: pre-flight, switch, restart, smoke test, automatic rollback", build: newDeployCmd},
-		spec{name: "rollback", synopsis: "switch a host back to its previous good build (or --to VERSION) in one command", build: newRollbackCmd},
+		spec{name: "rollback", synopsis: "switch a host back to its previous good build (or --to VERSION), or every host of a rollout (--rollout ID)", build: newRollbackCmd},
 		spec{name: "history", synopsis: "show a host's deploys and rollbacks, step by step", build: newHistoryCmd},
 		spec{name: "slots", synopsis: "show the builds installed on a host and which one is active", build: newSlotsCmd},
 	)
@@ -49,20 +49,28 @@ func (c *deployCmd) Run(ctx context.Context) error {
 }
 
 type rollbackCmd struct {
-	env  *Env
-	args app.RollbackArgs
+	env     *Env
+	args    app.RollbackArgs
+	rollout string
 }
 
 func newRollbackCmd(env *Env, fs *flag.FlagSet) Command {
 	c := &rollbackCmd{env: env}
 	fs.StringVar(&c.args.Host, "host", "", "inventory `host` to roll back (required)")
 	fs.StringVar(&c.args.To, "to", "", "a `version` or slot to go back to (default: the previous good build)")
+	fs.StringVar(&c.rollout, "rollout", "", "put every host of this rollout `ID` back on what it ran before")
 	return c
 }
 
 func (c *rollbackCmd) Run(ctx context.Context) error {
+	if c.rollout != "" {
+		if c.args.Host != "" || c.args.To != "" {
+			return usagef("--rollout takes no --host or --to")
+		}
+		return (&rolloutControlCmd{env: c.env, method: "rollout.rollback", args: app.RolloutArgs{ID: c.rollout}}).Run(ctx)
+	}
 	if c.args.Host == "" {
-		return usagef("--host is required")
+		return usagef("--host (or --rollout) is required")
 	}
 	var rep app.OpReply
 	if err := c.env.call(ctx, "rollback", c.args, &rep); err != nil {
