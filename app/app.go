@@ -5,6 +5,7 @@
 package app
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -47,6 +48,9 @@ type App struct {
 	store   *store.Store
 	reg     *prometheus.Registry
 	methods map[string]method
+	starts  map[string]starter // methods that run as operations
+	ops     *Runner
+	access  access
 	started time.Time
 
 	mu       sync.Mutex
@@ -74,6 +78,11 @@ func Open(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
+	acc, err := newAccess(cfg.API)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
 	a := &App{
 		cfg:      cfg,
 		log:      opts.Logger,
@@ -81,6 +90,9 @@ func Open(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 		store:    st,
 		reg:      prometheus.NewRegistry(),
 		methods:  map[string]method{},
+		starts:   map[string]starter{},
+		ops:      NewRunner(opts.Logger.With("component", "ops"), opts.Now),
+		access:   acc,
 		started:  opts.Now(),
 		notifier: opts.Notifier,
 		progress: opts.Progress,
@@ -98,6 +110,7 @@ func Open(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 // components build the parts of an App in order; each registers its methods and jobs.
 var components = []func(ctx context.Context, a *App) error{
 	setupCore,
+	setupOps,
 	setupNotify,
 	setupTracker,
 	setupInventory,
@@ -106,6 +119,9 @@ var components = []func(ctx context.Context, a *App) error{
 
 // Close releases the store and whatever components hold.
 func (a *App) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.Shutdown)
+	a.ops.Shutdown(ctx)
+	cancel()
 	var errs []error
 	for i := len(a.closers) - 1; i >= 0; i-- {
 		errs = append(errs, a.closers[i]())
@@ -126,15 +142,90 @@ type method func(ctx context.Context, args json.RawMessage) (any, error)
 // handle registers a typed method.
 func handle[A any](a *App, name string, fn func(ctx context.Context, args A) (any, error)) {
 	a.methods[name] = func(ctx context.Context, raw json.RawMessage) (any, error) {
-		var args A
-		if len(raw) > 0 && string(raw) != "null" {
-			if err := json.Unmarshal(raw, &args); err != nil {
-				return nil, &Error{Kind: KindUsage, Msg: fmt.Sprintf("bad arguments for %s: %v", name, err)}
-			}
+		args, err := decodeArgs[A](name, raw)
+		if err != nil {
+			return nil, err
 		}
 		return fn(ctx, args)
 	}
 }
+
+// decodeArgs decodes a method's arguments strictly: an unknown field is an error (a CLI
+// newer than its daemon must not have arguments silently dropped), and so is trailing data.
+func decodeArgs[A any](name string, raw json.RawMessage) (A, error) {
+	var args A
+	if len(raw) == 0 || string(raw) == "null" {
+		return args, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(&args)
+	if err == nil && dec.More() {
+		err = errors.New("data after the arguments")
+	}
+	if err != nil {
+		return args, &Error{Kind: KindUsage, Msg: fmt.Sprintf("bad arguments for %s: %v", name, err)}
+	}
+	return args, nil
+}
+
+// starter accepts an operation: it checks the arguments on the caller's request, then
+// hands the work to the runner.
+type starter func(ctx context.Context, raw json.RawMessage) (*Op, error)
+
+// handleOp registers a method that runs as an operation of the daemon. accept checks the
+// arguments and returns the hosts the operation holds and its work; the work runs on the
+// runner's context, so it ends as it would have whatever happens to the caller. Called
+// as a plain method, it waits for the end and returns the work's result.
+func handleOp[A any](a *App, name string, accept func(ctx context.Context, args A) (hosts []string, run func(ctx context.Context, op *Op) (any, error), err error)) {
+	a.starts[name] = func(ctx context.Context, raw json.RawMessage) (*Op, error) {
+		args, err := decodeArgs[A](name, raw)
+		if err != nil {
+			return nil, err
+		}
+		hosts, run, err := accept(ctx, args)
+		if err != nil {
+			return nil, err
+		}
+		return a.ops.Start(name, hosts, callerOf(ctx).String(), run)
+	}
+	a.methods[name] = func(ctx context.Context, raw json.RawMessage) (any, error) {
+		o, err := a.starts[name](ctx, raw)
+		if err != nil {
+			return nil, err
+		}
+		select {
+		case <-o.Done():
+		case <-ctx.Done():
+			return nil, fmt.Errorf("operation %s goes on in the daemon: %w", o.ID(), ctx.Err())
+		}
+		evs, _, _ := o.Events(0)
+		done := evs[len(evs)-1]
+		if done.Error != nil {
+			return nil, done.Error
+		}
+		return done.Result, nil
+	}
+}
+
+// Start accepts an operation in this process (the daemon, or a CLI without one) and
+// returns it running.
+func (a *App) Start(ctx context.Context, name string, args json.RawMessage) (*Op, error) {
+	s, ok := a.starts[name]
+	if !ok {
+		if _, plain := a.methods[name]; plain {
+			return nil, &Error{Kind: KindUsage, Msg: fmt.Sprintf("%s is not an operation", name)}
+		}
+		return nil, &Error{Kind: KindUsage, Msg: fmt.Sprintf("unknown method %q", name)}
+	}
+	if err := a.access.check(name, callerOf(ctx)); err != nil {
+		return nil, err
+	}
+	return s(ctx, args)
+}
+
+// Ops is the operation runner.
+func (a *App) Ops() *Runner { return a.ops }
 
 // Call runs a method in this process and returns its JSON result, exactly as the daemon
 // would return it over the socket.
@@ -142,6 +233,9 @@ func (a *App) Call(ctx context.Context, name string, args json.RawMessage) (json
 	m, ok := a.methods[name]
 	if !ok {
 		return nil, &Error{Kind: KindUsage, Msg: fmt.Sprintf("unknown method %q", name)}
+	}
+	if err := a.access.check(name, callerOf(ctx)); err != nil {
+		return nil, err
 	}
 	res, err := m(ctx, args)
 	if err != nil {
@@ -160,6 +254,7 @@ const (
 	KindUsage       = "usage"
 	KindFailed      = "failed"
 	KindUnavailable = "unavailable"
+	KindDenied      = "denied" // the caller may not call this method
 )
 
 // Error is a method failure with a kind.

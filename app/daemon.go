@@ -28,7 +28,8 @@ func (a *App) Serve(ctx context.Context, ready func(Addrs)) error {
 	if err != nil {
 		return err
 	}
-	api := &http.Server{Handler: a.apiHandler(), ReadHeaderTimeout: 10 * time.Second}
+	api := &http.Server{Handler: a.apiHandler(), ReadHeaderTimeout: 10 * time.Second,
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context { return withCaller(ctx, peerCaller(c)) }}
 	var addrs = Addrs{Socket: a.cfg.Socket}
 
 	var metrics *http.Server
@@ -89,6 +90,9 @@ func (a *App) Serve(ctx context.Context, ready func(Addrs)) error {
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.Shutdown)
 	defer cancel()
 	stopped := sched.Stop()
+	// Operations end first (a deploy in its smoke test finishes or rolls back), so the
+	// clients following them see their done event before the socket closes.
+	a.ops.Shutdown(shutdownCtx)
 	_ = api.Shutdown(shutdownCtx)
 	if metrics != nil {
 		_ = metrics.Shutdown(shutdownCtx)
