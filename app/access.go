@@ -74,7 +74,9 @@ func peerCaller(c net.Conn) Caller {
 // restricted until it is listed here.
 var readOnly = map[string]bool{
 	"status": true, "events": true, "history": true, "slots": true, "ops": true, "op": true,
-	"inventory": true, "releases": true, "advisories": true, "version": true,
+	"inventory": true, "releases": true, "advisories": true, "version": true, "windows": true,
+	// Polls only observe (releases, the fleet) and record what they saw.
+	"poll": true, "inventory.poll": true,
 }
 
 // access decides who may call changing methods.
@@ -101,12 +103,23 @@ func newAccess(c config.API) (access, error) {
 	return a, nil
 }
 
+// checkAccess refuses a changing method to a caller outside the allowed users and groups
+// of the configuration in force (a reload changes them).
+func (a *App) checkAccess(method string, c Caller) error {
+	api := a.config().API
+	if readOnly[method] || !api.Restricted() {
+		return nil
+	}
+	acc, err := newAccess(api)
+	if err != nil {
+		return &Error{Kind: KindDenied, Msg: fmt.Sprintf("%s refused: %v", method, err)}
+	}
+	return acc.check(method, c)
+}
+
 // check refuses a changing method to a caller outside the allowed users and groups.
 // The daemon's own user (and root) may always: they own the store anyway.
 func (a access) check(method string, c Caller) error {
-	if readOnly[method] || len(a.users)+len(a.groups) == 0 {
-		return nil
-	}
 	if c.Known && (c.UID == 0 || c.UID == os.Getuid() || slices.Contains(a.users, c.UID) || a.inGroups(c)) {
 		return nil
 	}

@@ -81,7 +81,7 @@ func (a *App) apiHandler() http.Handler {
 			return rc.Flush()
 		})
 	})
-	return versioned(a.cfg.Socket, mux)
+	return versioned(a.config().Socket, mux)
 }
 
 // versioned stamps every answer with APIVersion and refuses a client newer than this

@@ -274,3 +274,12 @@ func (tx *Tx) HostNames(kind string) ([]string, error) {
 }
 
 func hostKey(kind, host string) []byte { return []byte(kind + "\x00" + host) }
+
+// DeleteHost removes per-host state of a kind; removing what is not there is no error.
+func (tx *Tx) DeleteHost(kind, host string) error {
+	b, err := tx.bucket(bucketHosts)
+	if err != nil {
+		return err
+	}
+	return b.Delete(hostKey(kind, host))
+}
