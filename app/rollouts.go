@@ -76,10 +76,14 @@ func setupRollouts(_ context.Context, a *App) error {
 		return RolloutList{Rollouts: rs}, err
 	})
 	control := map[string]func(ctx context.Context, args RolloutArgs) (store.Rollout, error){
-		"rollout.pause":    func(ctx context.Context, x RolloutArgs) (store.Rollout, error) { return a.rollouts.Pause(ctx, x.ID, x.Reason) },
-		"rollout.resume":   func(ctx context.Context, x RolloutArgs) (store.Rollout, error) { return a.rollouts.Resume(ctx, x.ID) },
-		"rollout.promote":  func(ctx context.Context, x RolloutArgs) (store.Rollout, error) { return a.rollouts.Promote(ctx, x.ID) },
-		"rollout.abort":    func(ctx context.Context, x RolloutArgs) (store.Rollout, error) { return a.rollouts.Abort(ctx, x.ID, x.Reason) },
+		"rollout.pause": func(ctx context.Context, x RolloutArgs) (store.Rollout, error) {
+			return a.rollouts.Pause(ctx, x.ID, x.Reason)
+		},
+		"rollout.resume":  func(ctx context.Context, x RolloutArgs) (store.Rollout, error) { return a.rollouts.Resume(ctx, x.ID) },
+		"rollout.promote": func(ctx context.Context, x RolloutArgs) (store.Rollout, error) { return a.rollouts.Promote(ctx, x.ID) },
+		"rollout.abort": func(ctx context.Context, x RolloutArgs) (store.Rollout, error) {
+			return a.rollouts.Abort(ctx, x.ID, x.Reason)
+		},
 		"rollout.rollback": func(ctx context.Context, x RolloutArgs) (store.Rollout, error) { return a.rollouts.RollBack(ctx, x.ID) },
 	}
 	for name, fn := range control {

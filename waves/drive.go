@@ -140,6 +140,8 @@ func (e *Engine) runWave(ctx context.Context, v View, i int, pol config.RolloutP
 	sem := make(chan struct{}, max(1, w.MaxParallel))
 	var wg sync.WaitGroup
 	var launchErr error
+	var mu sync.Mutex
+	failed := failures(w, v.Hosts)
 	for _, h := range todo {
 		select {
 		case sem <- struct{}{}:
@@ -148,20 +150,31 @@ func (e *Engine) runWave(ctx context.Context, v View, i int, pol config.RolloutP
 		if ctx.Err() != nil {
 			break
 		}
-		cur, err := e.Get(ctx, v.ID)
+		// Only the rollout record is read per launch: pause and abort are seen at once,
+		// and a wave of thousands of hosts is not re-read for each.
+		cur, err := e.rollout(ctx, v.ID)
 		if err != nil {
 			launchErr = err
 			<-sem
 			break
 		}
-		if cur.State != StateRunning || failures(cur.Waves[i], cur.Hosts) > cur.Waves[i].MaxFailures {
+		mu.Lock()
+		over := failed > cur.Waves[i].MaxFailures
+		mu.Unlock()
+		if cur.State != StateRunning || over {
 			<-sem
 			break
 		}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			if err := e.runHost(ctx, cur.Rollout, pol, h); err != nil && ctx.Err() == nil {
+			state, err := e.runHost(ctx, cur, pol, h)
+			if err != nil && ctx.Err() == nil {
 				e.log.Error("record host outcome", "rollout", v.ID, "host", h.Host, "err", err)
+			}
+			if state == HostFailed {
+				mu.Lock()
+				failed++
+				mu.Unlock()
 			}
 		})
 	}
@@ -196,16 +209,16 @@ func (e *Engine) runWave(ctx context.Context, v View, i int, pol config.RolloutP
 // runHost runs one host's hooks and deploy and records the outcome. A host found running
 // (the daemon died during its deploy) is finished: Deploy reports an operation it
 // already ran instead of running another.
-func (e *Engine) runHost(ctx context.Context, r store.Rollout, pol config.RolloutPolicy, h store.RolloutHost) error {
+func (e *Engine) runHost(ctx context.Context, r store.Rollout, pol config.RolloutPolicy, h store.RolloutHost) (string, error) {
 	if h.State != HostRunning {
 		h.State, h.Started = HostRunning, e.opts.Now()
 		if err := e.putHost(ctx, r, h, "rollout.host.running", fmt.Sprintf("%s: deploying %s", h.Host, r.Version)); err != nil {
-			return err
+			return "", err
 		}
 	}
 	err := e.deployHost(ctx, r, pol, h)
 	if ctx.Err() != nil {
-		return nil // the daemon is stopping; the host is finished after the restart
+		return "", nil // the daemon is stopping; the host is finished after the restart
 	}
 	h.Finished = e.opts.Now()
 	event, msg := "rollout.host.succeeded", fmt.Sprintf("%s: on %s", h.Host, r.Version)
@@ -217,7 +230,7 @@ func (e *Engine) runHost(ctx context.Context, r store.Rollout, pol config.Rollou
 	if e.opts.Observe != nil {
 		e.opts.Observe("host", h.State, h.Finished.Sub(h.Started))
 	}
-	return e.putHost(ctx, r, h, event, msg)
+	return h.State, e.putHost(ctx, r, h, event, msg)
 }
 
 // deployHost runs the before hook, the deploy and the after hook. Hooks run again on a

@@ -162,6 +162,19 @@ func (e *Engine) Get(ctx context.Context, id string) (View, error) {
 	return v, err
 }
 
+// rollout reads a rollout record without its hosts.
+func (e *Engine) rollout(ctx context.Context, id string) (r store.Rollout, err error) {
+	err = e.st.View(ctx, func(tx *store.Tx) error {
+		var ok bool
+		r, ok, err = tx.Rollout(id)
+		if err == nil && !ok {
+			err = fmt.Errorf("%w: %s", ErrNotFound, id)
+		}
+		return err
+	})
+	return r, err
+}
+
 // List returns every rollout, oldest first.
 func (e *Engine) List(ctx context.Context) (rs []store.Rollout, err error) {
 	err = e.st.View(ctx, func(tx *store.Tx) error {
