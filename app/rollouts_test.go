@@ -57,7 +57,7 @@ func newRig(t *testing.T, policy string, hosts ...testenv.FleetHost) *rig {
 	for i, h := range r.hosts {
 		wg.Go(func() {
 			var rep app.OpReply
-			err := r.c.Call(ctxT(t, 2*time.Minute), "deploy", app.DeployArgs{Host: h.Name, Version: "0.4.1"}, &rep)
+			err := r.c.Call(ctxT(t, 6*time.Minute), "deploy", app.DeployArgs{Host: h.Name, Version: "0.4.1"}, &rep)
 			if err == nil && rep.Error != "" {
 				err = errors.New(rep.Error)
 			}
@@ -80,7 +80,7 @@ func ctxT(t *testing.T, d time.Duration) context.Context {
 }
 
 func (r *rig) call(method string, args, result any) error {
-	return r.c.Call(ctxT(r.t, 3*time.Minute), method, args, result)
+	return r.c.Call(ctxT(r.t, 6*time.Minute), method, args, result)
 }
 
 func (r *rig) status(id string) waves.View {
@@ -95,7 +95,7 @@ func (r *rig) status(id string) waves.View {
 // waitFor polls a rollout until cond holds; busy CI machines get generous time.
 func (r *rig) waitFor(id, what string, cond func(waves.View) bool) waves.View {
 	r.t.Helper()
-	deadline := time.Now().Add(4 * time.Minute)
+	deadline := time.Now().Add(8 * time.Minute)
 	for {
 		v := r.status(id)
 		if cond(v) {

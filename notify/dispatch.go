@@ -2,6 +2,7 @@ package notify
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -66,16 +67,26 @@ func (d *Dispatcher) flush(ctx context.Context) (FlushResult, error) {
 		return res, err
 	}
 	now := d.now()
+	// A thread whose earlier message is still waiting holds its later ones back, so
+	// replies never come before the message they reply to.
+	held := map[string]bool{}
 	for _, it := range items {
-		if it.NextAttempt.After(now) {
+		thread := threadOf(it.Payload)
+		if it.NextAttempt.After(now) || held[thread] {
+			if thread != "" {
+				held[thread] = true
+			}
 			continue
 		}
 		if err := ctx.Err(); err != nil {
 			return res, err
 		}
-		limited, err := d.deliver(ctx, it, &res)
+		sent, limited, err := d.deliver(ctx, it, &res)
 		if err != nil {
 			return res, err
+		}
+		if !sent && thread != "" {
+			held[thread] = true
 		}
 		if limited {
 			break
@@ -84,17 +95,56 @@ func (d *Dispatcher) flush(ctx context.Context) (FlushResult, error) {
 	return res, nil
 }
 
-// deliver sends one item and records the outcome; it reports whether Slack rate-limited us.
-func (d *Dispatcher) deliver(ctx context.Context, it store.OutboxItem, res *FlushResult) (bool, error) {
+// Threader is a Notifier that can reply in a thread: a Slack bot. Post returns a
+// reference to the posted message (the thread for later replies); parent "" starts a
+// new thread.
+type Threader interface {
+	Notifier
+	PostThreaded(ctx context.Context, m Message, parent string) (ref string, err error)
+}
+
+func threadOf(payload []byte) string {
+	var e struct {
+		Thread string `json:"thread"`
+	}
+	_ = json.Unmarshal(payload, &e)
+	return e.Thread
+}
+
+// send delivers one message, in its thread when it has one and the notifier threads.
+// It returns the reference of a thread it started.
+func (d *Dispatcher) send(ctx context.Context, thread string, msg Message) (string, error) {
+	t, ok := d.Notifier.(Threader)
+	if !ok || thread == "" {
+		return "", d.Notifier.Notify(ctx, msg)
+	}
+	var parent string
+	if err := d.Store.View(ctx, func(tx *store.Tx) (err error) {
+		parent, err = tx.Thread(thread)
+		return err
+	}); err != nil {
+		return "", err
+	}
+	ref, err := t.PostThreaded(ctx, msg, parent)
+	if err != nil || parent != "" {
+		return "", err
+	}
+	return ref, nil
+}
+
+// deliver sends one item and records the outcome; it reports whether it was sent and
+// whether Slack rate-limited us.
+func (d *Dispatcher) deliver(ctx context.Context, it store.OutboxItem, res *FlushResult) (sent, limited bool, err error) {
 	msg, err := Render(it.Payload)
+	thread := threadOf(it.Payload)
+	var started string
 	if err == nil {
-		err = d.Notifier.Notify(ctx, msg)
+		started, err = d.send(ctx, thread, msg)
 	}
 	now := d.now()
 	it.Attempts++
 	ev := store.Event{Subject: it.Key, Fields: map[string]string{"attempt": fmt.Sprint(it.Attempts)}}
 	retryAfter, retryable := RetryAfter(err)
-	limited := false
 	switch {
 	case err == nil:
 		it.SentAt, it.LastError = now, ""
@@ -119,10 +169,15 @@ func (d *Dispatcher) deliver(ctx context.Context, it store.OutboxItem, res *Flus
 		if err := tx.PutOutboxItem(it); err != nil {
 			return err
 		}
+		if started != "" {
+			if err := tx.PutThread(thread, started); err != nil {
+				return err
+			}
+		}
 		_, err := tx.AppendEvent(ev)
 		return err
 	})
-	return limited, werr
+	return err == nil, limited, werr
 }
 
 // backoff is exponential from MinBackoff, capped at MaxBackoff, with ±20% jitter.

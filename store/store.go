@@ -43,6 +43,7 @@ var (
 	bucketRollouts   = []byte("rollouts")
 	bucketWaveHosts  = []byte("rollout_hosts")
 	bucketLeases     = []byte("leases")
+	bucketThreads    = []byte("threads")
 
 	keySchema = []byte("schema_version")
 )
@@ -64,9 +65,9 @@ var migrations = []func(tx *bolt.Tx) error{
 		_, err := tx.CreateBucketIfNotExists(bucketHosts)
 		return err
 	},
-	// 3: fleet rollouts, their hosts, and host leases.
+	// 3: fleet rollouts, their hosts, host leases, and chat threads of notifications.
 	func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketRollouts, bucketWaveHosts, bucketLeases} {
+		for _, b := range [][]byte{bucketRollouts, bucketWaveHosts, bucketLeases, bucketThreads} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
