@@ -122,6 +122,7 @@ var components = []func(ctx context.Context, a *App) error{
 	setupInventory,
 	setupRollout,
 	setupRetention,
+	setupWindows,
 	setupReload,
 }
 

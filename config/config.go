@@ -31,10 +31,13 @@ type Config struct {
 	Inventory   Inventory     `yaml:"inventory" json:"inventory"`
 	Artifacts   Artifacts     `yaml:"artifacts" json:"artifacts"`
 	Retention   Retention     `yaml:"retention" json:"retention"`
+	Patching    Patching      `yaml:"patching" json:"patching"`
 	Shutdown    time.Duration `yaml:"shutdown_timeout" json:"shutdown_timeout"`
 
 	// File is where the configuration was read from ("" for defaults).
 	File string `yaml:"-" json:"file,omitempty"`
+
+	root *yaml.Node // the parsed document, to name lines in errors found after loading
 }
 
 // Log selects the log level and format.
@@ -126,16 +129,17 @@ var DefaultSecurityKeywords = []string{"security", "cve", "vulnerab", "crash", "
 // Default returns the configuration used when a key is absent.
 func Default() Config {
 	return Config{
-		DataDir:   "/var/lib/patchctl",
-		Log:       Log{Level: "info", Format: "text"},
-		Metrics:   Metrics{Listen: "127.0.0.1:9465"},
-		GitHub:    GitHub{APIURL: "https://api.github.com/", Timeout: 30 * time.Second},
-		Tracker:   Tracker{Schedule: "0 */6 * * *", Jitter: 5 * time.Minute, SecurityKeywords: DefaultSecurityKeywords},
-		Slack:     Slack{APIURL: "https://slack.com/api/", Timeout: 15 * time.Second},
+		DataDir: "/var/lib/patchctl",
+		Log:     Log{Level: "info", Format: "text"},
+		Metrics: Metrics{Listen: "127.0.0.1:9465"},
+		GitHub:  GitHub{APIURL: "https://api.github.com/", Timeout: 30 * time.Second},
+		Tracker: Tracker{Schedule: "0 */6 * * *", Jitter: 5 * time.Minute, SecurityKeywords: DefaultSecurityKeywords},
+		Slack:   Slack{APIURL: "https://slack.com/api/", Timeout: 15 * time.Second},
 		Notify: Notify{MaxAttempts: 12, MinBackoff: 2 * time.Second, MaxBackoff: 10 * time.Minute, Interval: 5 * time.Second,
 			MinGap: time.Second, DigestAfter: 10},
 		Retention: Retention{Events: 90 * 24 * time.Hour, Delivered: 30 * 24 * time.Hour, HTTPCache: 30 * 24 * time.Hour},
 		Inventory: defaultInventory(),
+		Patching:  Patching{Reminder: 24 * time.Hour},
 		Shutdown:  10 * time.Second,
 	}
 }
@@ -210,10 +214,17 @@ func Parse(name string, r io.Reader) (*Config, error) {
 			return nil, yamlError(name, err)
 		}
 	}
+	cfg.root = &root
 	if errs := cfg.validate(&root); len(errs) > 0 {
 		return nil, errs
 	}
 	return &cfg, nil
+}
+
+// ErrorAt is a problem found after loading (for example a pinned version the store does not
+// know), located at the field's line in the file.
+func (c *Config) ErrorAt(field, format string, args ...any) *Error {
+	return &Error{File: c.File, Line: lineOf(c.root, field), Field: field, Msg: fmt.Sprintf(format, args...)}
 }
 
 func yamlError(name string, err error) error {

@@ -54,18 +54,18 @@ type Field struct {
 // Message is an alert, independent of where it is delivered. It is stored in the outbox as
 // JSON, so fields are only ever added.
 type Message struct {
-	Kind     Kind      `json:"kind"`
-	Title    string    `json:"title"`
-	Summary  string    `json:"summary,omitempty"` // plain text or GitHub Markdown, any length
-	Severity Severity  `json:"severity,omitempty"` // urgency: log level, digest order
+	Kind     Kind     `json:"kind"`
+	Title    string   `json:"title"`
+	Summary  string   `json:"summary,omitempty"`  // plain text or GitHub Markdown, any length
+	Severity Severity `json:"severity,omitempty"` // urgency: log level, digest order
 	// AdvisorySeverity is the advisory's own rating (low, medium, high, critical), shown
 	// instead of Severity when set: a "high" advisory must not read "critical".
-	AdvisorySeverity string `json:"advisory_severity,omitempty"`
-	Security bool      `json:"security,omitempty"` // security-relevant: rendered prominently
-	Version  string    `json:"version,omitempty"`
-	Date     time.Time `json:"date,omitzero"`
-	URL      string    `json:"url,omitempty"` // the release or advisory page
-	Fields   []Field   `json:"fields,omitempty"`
+	AdvisorySeverity string    `json:"advisory_severity,omitempty"`
+	Security         bool      `json:"security,omitempty"` // security-relevant: rendered prominently
+	Version          string    `json:"version,omitempty"`
+	Date             time.Time `json:"date,omitzero"`
+	URL              string    `json:"url,omitempty"` // the release or advisory page
+	Fields           []Field   `json:"fields,omitempty"`
 }
 
 // Validate reports a message no notifier can render, naming the field.
