@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/patchctl/patchctl/internal/testenv"
 )
@@ -32,7 +31,7 @@ func startAs(t *testing.T, dir string, conf string, mode os.FileMode, uid, gid i
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	if err := testenv.WaitTCP(testenv.Addr(stats), 10*time.Second, nil); err != nil {
+	if err := testenv.WaitTCP(testenv.Addr(stats), testenv.WaitTimeout, nil); err != nil {
 		t.Fatal(err)
 	}
 	return cmd, path
