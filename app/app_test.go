@@ -13,6 +13,7 @@ import (
 
 	"github.com/patchctl/patchctl/app"
 	"github.com/patchctl/patchctl/config"
+	"github.com/patchctl/patchctl/internal/testenv"
 	"github.com/patchctl/patchctl/store"
 )
 
@@ -51,7 +52,7 @@ func startDaemonApp(t *testing.T, cfg *config.Config) (*app.App, app.Addrs) {
 			if err != nil {
 				t.Errorf("serve: %v", err)
 			}
-		case <-time.After(15 * time.Second):
+		case <-time.After(testenv.WaitTimeout):
 			t.Error("daemon did not stop")
 		}
 		a.Close()
@@ -61,7 +62,7 @@ func startDaemonApp(t *testing.T, cfg *config.Config) (*app.App, app.Addrs) {
 		return a, ad
 	case err := <-done:
 		t.Fatalf("daemon exited: %v", err)
-	case <-time.After(10 * time.Second):
+	case <-time.After(testenv.WaitTimeout):
 		t.Fatal("daemon did not start")
 	}
 	return nil, app.Addrs{}

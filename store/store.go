@@ -45,6 +45,10 @@ var (
 	bucketLeases     = []byte("leases")
 	bucketThreads    = []byte("threads")
 
+	bucketOutboxPending = []byte("outbox_pending")
+	bucketOutboxGaveUp  = []byte("outbox_gave_up")
+	bucketOutboxSent    = []byte("outbox_sent")
+
 	keySchema = []byte("schema_version")
 )
 
@@ -65,7 +69,17 @@ var migrations = []func(tx *bolt.Tx) error{
 		_, err := tx.CreateBucketIfNotExists(bucketHosts)
 		return err
 	},
-	// 3: fleet rollouts, their hosts, host leases, and chat threads of notifications.
+	// 3: outbox indexes (pending, undelivered, sent by time), filled from the outbox.
+	func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketOutboxPending, bucketOutboxGaveUp, bucketOutboxSent} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		t := &Tx{tx: tx}
+		return forEachJSON(t, bucketOutbox, nil, func(_ []byte, o OutboxItem) error { return indexOutbox(t, o) })
+	},
+	// 4: fleet rollouts, their hosts, host leases, and chat threads of notifications.
 	func(tx *bolt.Tx) error {
 		for _, b := range [][]byte{bucketRollouts, bucketWaveHosts, bucketLeases, bucketThreads} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
