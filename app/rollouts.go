@@ -98,6 +98,10 @@ func setupRollouts(_ context.Context, a *App) error {
 	return nil
 }
 
+// Rollouts is the fleet rollout engine, for in-process callers (the patch-window flow):
+// Start with Request.Waves or HoldAfter, Promote, Pause with a reason, Resume, Abort.
+func (a *App) Rollouts() *waves.Engine { return a.rollouts }
+
 // rolloutErr gives engine errors the kind the CLI exits with.
 func rolloutErr(err error) error {
 	switch {

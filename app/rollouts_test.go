@@ -51,10 +51,14 @@ func newRig(t *testing.T, policy string, hosts ...testenv.FleetHost) *rig {
 	var addrs app.Addrs
 	r.app, addrs = startDaemonApp(t, r.cfg)
 	r.c = app.NewClient(addrs.Socket)
-	// Every host starts on 0.4.1, deployed the way an operator would.
+	// Every host starts on 0.4.1, deployed the way an operator would: the first alone
+	// (it fills the artifact cache), the others at once.
 	var wg sync.WaitGroup
 	errs := make([]error, len(r.hosts))
 	for i, h := range r.hosts {
+		if i == 1 {
+			wg.Wait()
+		}
 		wg.Go(func() {
 			var rep app.OpReply
 			err := r.c.Call(ctxT(t, 6*time.Minute), "deploy", app.DeployArgs{Host: h.Name, Version: "0.4.1"}, &rep)

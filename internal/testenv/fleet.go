@@ -58,8 +58,8 @@ func Fleet(t testing.TB, hosts ...FleetHost) []*FleetProxy {
 		p.Redis = Redis(t)
 		p.redisPort, _ = strconv.Atoi(p.Redis.Addr[strings.LastIndexByte(p.Redis.Addr, ':')+1:])
 		p.Memcached = Memcached(t)
-		conf := fmt.Sprintf("r:\n  listen: %s\n  redis: true\n  timeout: 400\n  server_retry_timeout: 200\n  servers:\n   - %s:1\n"+
-			"m:\n  listen: %s\n  timeout: 400\n  server_retry_timeout: 200\n  servers:\n   - %s:1\n",
+		conf := fmt.Sprintf("r:\n  listen: %s\n  redis: true\n  timeout: 3000\n  server_retry_timeout: 200\n  servers:\n   - %s:1\n"+
+			"m:\n  listen: %s\n  timeout: 3000\n  server_retry_timeout: 200\n  servers:\n   - %s:1\n",
 			p.RedisListen, p.Redis.Addr, p.MemcacheListen, p.Memcached.Addr)
 		if err := os.WriteFile(p.Config, []byte(conf), 0o644); err != nil {
 			t.Fatal(err)
