@@ -54,7 +54,7 @@ const (
 
 func setupRollout(_ context.Context, a *App) error {
 	r := rollout.New(a.store, rollout.Options{Logger: a.log.With("component", "rollout"), Now: a.now})
-	cache := artifact.New(a.cfg.Artifacts.Dir, a.log.With("component", "artifact"))
+	cache := artifact.New(a.config().Artifacts.Dir, a.log.With("component", "artifact"))
 
 	handle(a, "deploy", func(ctx context.Context, args DeployArgs) (any, error) {
 		if args.Version == "" {
@@ -73,15 +73,17 @@ func setupRollout(_ context.Context, a *App) error {
 		if opts.SmokeTimeout == 0 {
 			opts.SmokeTimeout = smokeTimeout(spec)
 		}
+		var restore func()
 		if !args.DryRun {
 			// The inventory must not report the coming version change as unexpected.
-			if err := a.store.Update(ctx, func(tx *store.Tx) error {
-				return tx.PutHost(HostExpectedVersion, args.Host, args.Version)
-			}); err != nil {
+			if restore, err = a.expectVersion(ctx, args.Host, args.Version); err != nil {
 				return nil, err
 			}
 		}
 		res, err := r.Deploy(ctx, spec, rollout.Artifact{Path: art.Path, Version: art.Version}, opts)
+		if restore != nil && (err != nil || (res.Operation.State != rollout.OpSucceeded && !res.Unchanged)) {
+			restore()
+		}
 		a.wake()
 		return opReply(res, &art, err)
 	})
@@ -116,10 +118,11 @@ func setupRollout(_ context.Context, a *App) error {
 	// A deploy interrupted by a crash is finished or undone as soon as the daemon is back,
 	// not only when someone next touches the host.
 	a.addLoop(func(ctx context.Context) {
-		if a.inv == nil {
+		inv := a.inventory()
+		if inv == nil {
 			return
 		}
-		for _, h := range a.inv.Hosts {
+		for _, h := range inv.Hosts {
 			if h.Deploy == nil || ctx.Err() != nil {
 				continue
 			}
@@ -164,24 +167,61 @@ func smokeTimeout(spec rollout.HostSpec) time.Duration {
 }
 
 func (a *App) knownHost(name string) error {
-	if a.inv == nil {
-		return &Error{Kind: KindUsage, Msg: "no inventory configured (inventory.file in patchctl.yml)"}
+	_, err := a.inventoryHost(name)
+	return err
+}
+
+// inventoryHost looks a host up in the inventory in force.
+func (a *App) inventoryHost(name string) (inventory.Host, error) {
+	inv := a.inventory()
+	if inv == nil {
+		return inventory.Host{}, &Error{Kind: KindUsage, Msg: "no inventory configured (inventory.file in patchctl.yml)"}
 	}
-	if _, ok := a.inv.Host(name); !ok {
-		return &Error{Kind: KindUsage, Msg: fmt.Sprintf("no host %q in %s", name, a.cfg.Inventory.File)}
+	h, ok := inv.Host(name)
+	if !ok {
+		return inventory.Host{}, &Error{Kind: KindUsage, Msg: fmt.Sprintf("no host %q in %s", name, a.config().Inventory.File)}
 	}
-	return nil
+	return h, nil
+}
+
+// expectVersion records that a deploy is installing version on host, so the inventory
+// does not report reaching it as unexpected. The returned func puts back what was expected
+// before, for a deploy that does not end on that version: otherwise a later unexpected
+// change to it would raise no alert.
+func (a *App) expectVersion(ctx context.Context, host, version string) (restore func(), err error) {
+	var prev string
+	var had bool
+	err = a.store.Update(ctx, func(tx *store.Tx) error {
+		if had, err = tx.Host(HostExpectedVersion, host, &prev); err != nil {
+			return err
+		}
+		return tx.PutHost(HostExpectedVersion, host, version)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return func() {
+		err := a.store.Update(context.WithoutCancel(ctx), func(tx *store.Tx) error {
+			if had {
+				return tx.PutHost(HostExpectedVersion, host, prev)
+			}
+			return tx.DeleteHost(HostExpectedVersion, host)
+		})
+		if err != nil {
+			a.log.Error("cannot restore the expected version", "host", host, "err", err)
+		}
+	}, nil
 }
 
 // hostSpec builds the rollout's view of an inventory host and dials its transport; the
 // returned func closes the transport.
 func (a *App) hostSpec(ctx context.Context, name string) (rollout.HostSpec, func(), error) {
-	if err := a.knownHost(name); err != nil {
+	h, err := a.inventoryHost(name)
+	if err != nil {
 		return rollout.HostSpec{}, nil, err
 	}
-	h, _ := a.inv.Host(name)
 	if h.Deploy == nil {
-		return rollout.HostSpec{}, nil, &Error{Kind: KindUsage, Msg: fmt.Sprintf("host %s has no deploy settings in %s", name, a.cfg.Inventory.File)}
+		return rollout.HostSpec{}, nil, &Error{Kind: KindUsage, Msg: fmt.Sprintf("host %s has no deploy settings in %s", name, a.config().Inventory.File)}
 	}
 	t, err := transport.Dial(ctx, *h.Transport)
 	if err != nil {
@@ -203,7 +243,7 @@ func toHostSpec(h inventory.Host, t transport.Transport) rollout.HostSpec {
 // first configured source that has it.
 func (a *App) resolveArtifact(ctx context.Context, cache *artifact.Cache, args DeployArgs) (artifact.Artifact, error) {
 	var progress io.Writer = a.progress
-	sources := a.cfg.Artifacts.Sources
+	sources := a.config().Artifacts.Sources
 	if args.Binary != "" {
 		sources = []artifact.Source{{Kind: artifact.KindBinary, Path: args.Binary}}
 	}

@@ -5,8 +5,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"os/signal"
 	"sort"
 	"strings"
+	"syscall"
 
 	"github.com/patchctl/patchctl/app"
 	"github.com/patchctl/patchctl/artifact"
@@ -25,6 +28,8 @@ func init() {
 		// The daemon and what it tracks.
 		{name: "daemon", synopsis: "run the daemon: scheduled polls, alerts, API socket, metrics",
 			build: func(env *Env, fs *flag.FlagSet) Command { return &daemonCmd{env: env} }, privileged: true},
+		{name: "reload", synopsis: "make the daemon re-read patchctl.yml and the inventory (as SIGHUP does); a bad file changes nothing",
+			build: func(env *Env, fs *flag.FlagSet) Command { return &reloadCmd{env: env} }},
 		{name: "status", synopsis: "show the daemon, the store and the latest polls",
 			build: func(env *Env, fs *flag.FlagSet) Command { return &statusCmd{env: env} }},
 		{name: "poll", synopsis: "poll every release source once now, then exit",
@@ -107,12 +112,50 @@ func (c *daemonCmd) Run(ctx context.Context) error {
 		return err
 	}
 	log := c.env.Logger()
-	a, err := app.Open(ctx, cfg, app.Options{Logger: log})
+	// SIGHUP reloads the configuration, as `patchctl reload` does.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	reload := make(chan struct{}, 1)
+	go func() {
+		for {
+			select {
+			case <-hup:
+				select {
+				case reload <- struct{}{}:
+				default: // one is already waiting
+				}
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	a, err := app.Open(ctx, cfg, app.Options{Logger: log, Reload: reload})
 	if err != nil {
 		return err
 	}
 	defer a.Close()
 	return a.Serve(ctx, nil)
+}
+
+type reloadCmd struct{ env *Env }
+
+func (c *reloadCmd) Run(ctx context.Context) error {
+	cfg, err := c.env.Config()
+	if err != nil {
+		return err
+	}
+	var res app.ReloadResult
+	if err := app.NewClient(cfg.Socket).Call(ctx, "reload", nil, &res); err != nil {
+		return err
+	}
+	return c.env.emit(res, func(w io.Writer) {
+		fmt.Fprintf(w, "reloaded %s", res.Config)
+		if res.Inventory != "" {
+			fmt.Fprintf(w, " and %s (%d hosts)", res.Inventory, res.Hosts)
+		}
+		fmt.Fprintln(w)
+	})
 }
 
 type statusCmd struct{ env *Env }

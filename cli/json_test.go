@@ -43,6 +43,7 @@ func TestEveryCommandJSON(t *testing.T) {
 		"advisories":     {{"advisories"}},
 		"events":         {{"events"}},
 		"notify test":    {{"notify", "test"}},
+		"reload":         {{"reload"}},
 		"inventory":      {{"inventory", "--poll"}, {"inventory"}},
 		"deploy":         {{"deploy", "--host", "proxy-1", "--version", "0.5.0", "--dry-run"}},
 		"rollback":       {{"rollback", "--host", "proxy-1"}},

@@ -4,11 +4,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
 
+	"github.com/patchctl/patchctl/notify"
 	"github.com/patchctl/patchctl/store"
 )
 
@@ -166,7 +166,7 @@ func (x *run) begin(ctx context.Context, resume bool) (current string, hs HostSt
 	return current, hs, err
 }
 
-func (x *run) record(ctx context.Context, msg string, fn func(*HostState), alert map[string]any) error {
+func (x *run) record(ctx context.Context, msg string, fn func(*HostState), alert *notify.Envelope) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	err := x.r.st.Update(ctx, func(tx *store.Tx) error {
@@ -197,11 +197,7 @@ func (x *run) record(ctx context.Context, msg string, fn func(*HostState), alert
 			return err
 		}
 		if alert != nil {
-			payload, err := json.Marshal(alert)
-			if err != nil {
-				return err
-			}
-			if _, err := tx.Enqueue("deploy:"+x.h.Name+":"+x.op.ID, payload); err != nil {
+			if _, err := notify.Enqueue(tx, "deploy:"+x.h.Name+":"+x.op.ID, *alert); err != nil {
 				return err
 			}
 		}
@@ -236,7 +232,7 @@ func (x *run) fail(err error) {
 }
 
 // finish ends the operation in state s.
-func (x *run) finish(ctx context.Context, s OpState, fn func(*HostState), alert map[string]any) error {
+func (x *run) finish(ctx context.Context, s OpState, fn func(*HostState), alert *notify.Envelope) error {
 	x.op.State, x.op.Step = s, StepDone
 	return x.record(ctx, string(x.op.Kind)+" "+string(s), fn, alert)
 }
@@ -274,14 +270,25 @@ func (x *run) activate(ctx context.Context, name, version string, sw, rs, sm Ste
 	return smoke(ctx, x.h, x.pools, version, x.op.ID, x.opts.SmokeTimeout)
 }
 
-func (x *run) alert(kind string, cause error) map[string]any {
-	a := map[string]any{"kind": kind, "host": x.h.Name, "op": x.op.ID, "operation": x.op.Kind,
-		"from": x.op.From, "from_version": x.op.FromVersion, "to": x.op.To, "to_version": x.op.ToVersion,
-		"step": string(x.op.Steps[len(x.op.Steps)-1].Step)}
-	if cause != nil {
-		a["error"] = cause.Error()
+// alert is the outbox entry of a failed operation. The first step that failed is the
+// cause; a later failed step is the way back failing too. cause stands in when no step
+// recorded an error.
+func (x *run) alert(ctx context.Context, kind string, cause error) *notify.Envelope {
+	o := &notify.Operation{Host: x.h.Name, Op: x.op.ID, Operation: x.op.Kind, From: x.op.From, FromVersion: x.op.FromVersion,
+		To: x.op.To, ToVersion: x.op.ToVersion, By: store.Actor(ctx)}
+	for _, s := range x.op.Steps {
+		switch {
+		case s.Error == "":
+		case o.Error == "":
+			o.Step, o.Error = string(s.Step), s.Error
+		default:
+			o.RollbackStep, o.RollbackError = string(s.Step), s.Error
+		}
 	}
-	return a
+	if o.Error == "" && cause != nil {
+		o.Step, o.Error = string(x.op.Step), cause.Error()
+	}
+	return &notify.Envelope{Kind: kind, Operation: o}
 }
 
 // rollBack returns a deploy whose new build failed (cause) to the build it replaced.
@@ -294,7 +301,7 @@ func (x *run) rollBack(ctx context.Context, cause error) error {
 	if x.op.From == "" {
 		if err := x.finish(ctx, OpFailed, func(hs *HostState) {
 			hs.setState(x.op.To, SlotFailed, x.r.opts.Now(), x.op.ID, cause.Error())
-		}, x.alert("deploy.failed", cause)); err != nil {
+		}, x.alert(ctx, notify.OutboxDeployFailed, cause)); err != nil {
 			return err
 		}
 		return fmt.Errorf("deploy %s to %s: %w (nothing to roll back to)", x.op.ToVersion, x.h.Name, cause)
@@ -306,14 +313,14 @@ func (x *run) rollBack(ctx context.Context, cause error) error {
 	}
 	if err := x.activate(ctx, x.op.From, x.op.FromVersion, StepRollbackSwitch, StepRollbackRestart, StepRollbackSmoke, markFailed); err != nil {
 		x.fail(err)
-		if rerr := x.finish(ctx, OpFailed, nil, x.alert("deploy.rollback_failed", err)); rerr != nil {
+		if rerr := x.finish(ctx, OpFailed, nil, x.alert(ctx, notify.OutboxDeployRollbackFailed, err)); rerr != nil {
 			return rerr
 		}
 		return fmt.Errorf("deploy %s to %s: %w; rollback to %s failed: %w", x.op.ToVersion, x.h.Name, cause, x.op.FromVersion, err)
 	}
 	if err := x.finish(ctx, OpRolledBack, func(hs *HostState) {
 		hs.setState(x.op.From, SlotGood, x.r.opts.Now(), x.op.ID, "rolled back to")
-	}, x.alert("deploy.rolled_back", cause)); err != nil {
+	}, x.alert(ctx, notify.OutboxDeployRolledBack, cause)); err != nil {
 		return err
 	}
 	return fmt.Errorf("deploy %s to %s: %w: %w", x.op.ToVersion, x.h.Name, ErrRolledBack, cause)

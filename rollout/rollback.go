@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/patchctl/patchctl/notify"
 	"github.com/patchctl/patchctl/store"
 )
 
@@ -53,7 +54,7 @@ func (r *Rollout) Rollback(ctx context.Context, h HostSpec, to string) (Result, 
 func (x *run) rollForward(ctx context.Context) (Result, error) {
 	if err := x.activate(ctx, x.op.To, x.op.ToVersion, StepSwitch, StepRestart, StepSmoke, nil); err != nil {
 		x.fail(err)
-		if rerr := x.finish(ctx, OpFailed, nil, x.alert("rollback.failed", err)); rerr != nil {
+		if rerr := x.finish(ctx, OpFailed, nil, x.alert(ctx, notify.OutboxRollbackFailed, err)); rerr != nil {
 			return Result{Operation: x.op}, rerr
 		}
 		return Result{Operation: x.op}, fmt.Errorf("roll %s back to %s: %w", x.h.Name, x.op.ToVersion, err)
