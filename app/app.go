@@ -121,6 +121,7 @@ var components = []func(ctx context.Context, a *App) error{
 	setupTracker,
 	setupInventory,
 	setupRollout,
+	setupWindows,
 	setupReload,
 }
 

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -131,6 +132,9 @@ func (c *daemonCmd) Run(ctx context.Context) error {
 		}
 	}()
 	a, err := app.Open(ctx, cfg, app.Options{Logger: log, Reload: reload})
+	if ae := (*app.Error)(nil); errors.As(err, &ae) && ae.Kind == app.KindUsage {
+		return usageErr(err) // the configuration contradicts the store (a pinned version it does not know)
+	}
 	if err != nil {
 		return err
 	}

@@ -30,10 +30,13 @@ type Config struct {
 	Notify      Notify        `yaml:"notify" json:"notify"`
 	Inventory   Inventory     `yaml:"inventory" json:"inventory"`
 	Artifacts   Artifacts     `yaml:"artifacts" json:"artifacts"`
+	Patching    Patching      `yaml:"patching" json:"patching"`
 	Shutdown    time.Duration `yaml:"shutdown_timeout" json:"shutdown_timeout"`
 
 	// File is where the configuration was read from ("" for defaults).
 	File string `yaml:"-" json:"file,omitempty"`
+
+	root *yaml.Node // the parsed document, to name lines in errors found after loading
 }
 
 // Log selects the log level and format.
@@ -122,6 +125,7 @@ func Default() Config {
 		Slack:     Slack{APIURL: "https://slack.com/api/", Timeout: 15 * time.Second},
 		Notify:    Notify{MaxAttempts: 12, MinBackoff: 2 * time.Second, MaxBackoff: 10 * time.Minute, Interval: 5 * time.Second},
 		Inventory: defaultInventory(),
+		Patching:  Patching{Reminder: 24 * time.Hour},
 		Shutdown:  10 * time.Second,
 	}
 }
@@ -196,10 +200,17 @@ func Parse(name string, r io.Reader) (*Config, error) {
 			return nil, yamlError(name, err)
 		}
 	}
+	cfg.root = &root
 	if errs := cfg.validate(&root); len(errs) > 0 {
 		return nil, errs
 	}
 	return &cfg, nil
+}
+
+// ErrorAt is a problem found after loading (for example a pinned version the store does not
+// know), located at the field's line in the file.
+func (c *Config) ErrorAt(field, format string, args ...any) *Error {
+	return &Error{File: c.File, Line: lineOf(c.root, field), Field: field, Msg: fmt.Sprintf(format, args...)}
 }
 
 func yamlError(name string, err error) error {

@@ -123,6 +123,7 @@ func (c *Config) validate(root *yaml.Node) Errors {
 	}
 	c.validateInventory(fail)
 	c.validateArtifacts(fail)
+	c.validatePatching(fail)
 	if c.Shutdown <= 0 {
 		fail("shutdown_timeout", "must be positive")
 	}
