@@ -49,6 +49,7 @@ func init() {
 			build: newRollbackCmd, privileged: true},
 		{name: "history", synopsis: "show a host's deploys and rollbacks, step by step", build: newHistoryCmd},
 		{name: "slots", synopsis: "show the builds installed on a host and which one is active", build: newSlotsCmd},
+		{name: "windows", synopsis: "list the coming patch windows: when (local and UTC), how long, cutoff, what each serves", build: newWindowsCmd},
 
 		// Guardrails for nutcracker.yml.
 		{name: "lint", args: "FILE...", synopsis: "check nutcracker.yml files against the nutcracker version that will run them", build: newLintCmd},

@@ -49,6 +49,7 @@ func TestEveryCommandJSON(t *testing.T) {
 		"rollback":       {{"rollback", "--host", "proxy-1"}},
 		"history":        {{"history", "--host", "proxy-1"}},
 		"slots":          {{"slots", "--host", "proxy-1"}},
+		"windows":        {{"windows"}},
 		"lint":           {{"lint", f.nutconf}},
 		"check connect":  {{"check", "connect", f.nutconf}},
 		"routing verify": {{"routing", "verify", f.nutconf, "--proxy", f.proxy}},

@@ -119,3 +119,15 @@ func cell(c any) string {
 	}
 	return fmt.Sprint(c)
 }
+
+// shortDuration drops zero units: 4h, 1h30m, 30m, 0s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
