@@ -52,6 +52,7 @@ func TestEveryCommandJSON(t *testing.T) {
 		"events":         {{args: []string{"events"}}},
 		"notify test":    {{args: []string{"notify", "test"}}},
 		"reload":         {{args: []string{"reload"}}},
+		"notify retry":   {{args: []string{"notify", "retry", "--all"}}},
 		"inventory":      {{args: []string{"inventory", "--poll"}}, {args: []string{"inventory"}}},
 		"deploy":         {{args: []string{"deploy", "--host", "proxy-1", "--version", "0.5.0", "--dry-run"}}, {args: []string{"deploy", "--host", "proxy-1", "--version", "0.5.0", "--dry-run", "--detach"}, shape: "deploy --detach"}},
 		"rollback":       {{args: []string{"rollback", "--host", "proxy-1"}}},
