@@ -32,6 +32,7 @@ const (
 	KindDeploy   Kind = "deploy"   // a rollout step or result
 	KindRollback Kind = "rollback" // a rollout was rolled back
 	KindTest     Kind = "test"     // `patchctl notify test`
+	KindWindow   Kind = "window"   // a patch window: reminder, start, summary, what the scheduler did
 )
 
 // Severity ranks a message for readers and log levels.

@@ -40,6 +40,7 @@ var (
 	bucketEvents     = []byte("events")
 	bucketPolls      = []byte("polls")
 	bucketHosts      = []byte("hosts")
+	bucketPatching   = []byte("patching")
 
 	keySchema = []byte("schema_version")
 )
@@ -59,6 +60,11 @@ var migrations = []func(tx *bolt.Tx) error{
 	// 2: per-host inventory state.
 	func(tx *bolt.Tx) error {
 		_, err := tx.CreateBucketIfNotExists(bucketHosts)
+		return err
+	},
+	// 3: the patch scheduler's state: per-policy progress, bad versions, done markers.
+	func(tx *bolt.Tx) error {
+		_, err := tx.CreateBucketIfNotExists(bucketPatching)
 		return err
 	},
 }
