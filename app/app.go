@@ -6,6 +6,7 @@
 package app
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -53,6 +54,8 @@ type App struct {
 	store   *store.Store
 	reg     *prometheus.Registry
 	methods map[string]method
+	starts  map[string]starter // methods that run as operations
+	ops     *Runner
 	started time.Time
 
 	mu        sync.Mutex
@@ -101,6 +104,8 @@ func Open(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 		store:    st,
 		reg:      prometheus.NewRegistry(),
 		methods:  map[string]method{},
+		starts:   map[string]starter{},
+		ops:      NewRunner(opts.Logger.With("component", "ops"), opts.Now),
 		started:  opts.Now(),
 		notifier: opts.Notifier,
 		progress: opts.Progress,
@@ -120,6 +125,7 @@ func Open(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 // components build the parts of an App in order; each registers its methods and jobs.
 var components = []func(ctx context.Context, a *App) error{
 	setupCore,
+	setupOps,
 	setupNotify,
 	setupTracker,
 	setupInventory,
@@ -131,6 +137,9 @@ var components = []func(ctx context.Context, a *App) error{
 // Close releases the store and whatever components hold, once running jobs, loops and
 // calls have returned (a stopping daemon has cancelled their context).
 func (a *App) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), a.config().Shutdown)
+	a.ops.Shutdown(ctx)
+	cancel()
 	a.running.wait(context.Background())
 	var errs []error
 	for i := len(a.closers) - 1; i >= 0; i-- {
@@ -152,15 +161,98 @@ type method func(ctx context.Context, args json.RawMessage) (any, error)
 // handle registers a typed method.
 func handle[A any](a *App, name string, fn func(ctx context.Context, args A) (any, error)) {
 	a.methods[name] = func(ctx context.Context, raw json.RawMessage) (any, error) {
-		var args A
-		if len(raw) > 0 && string(raw) != "null" {
-			if err := json.Unmarshal(raw, &args); err != nil {
-				return nil, &Error{Kind: KindUsage, Msg: fmt.Sprintf("bad arguments for %s: %v", name, err)}
-			}
+		args, err := decodeArgs[A](name, raw)
+		if err != nil {
+			return nil, err
 		}
 		return fn(ctx, args)
 	}
 }
+
+// decodeArgs decodes a method's arguments strictly: an unknown field is an error (a CLI
+// newer than its daemon must not have arguments silently dropped), and so is trailing data.
+func decodeArgs[A any](name string, raw json.RawMessage) (A, error) {
+	var args A
+	if len(raw) == 0 || string(raw) == "null" {
+		return args, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(&args)
+	if err == nil && dec.More() {
+		err = errors.New("data after the arguments")
+	}
+	if err != nil {
+		return args, &Error{Kind: KindUsage, Msg: fmt.Sprintf("bad arguments for %s: %v", name, err)}
+	}
+	return args, nil
+}
+
+// starter accepts an operation: it checks the arguments on the caller's request, then
+// hands the work to the runner.
+type starter func(ctx context.Context, raw json.RawMessage) (*Op, error)
+
+// handleOp registers a method that runs as an operation of the daemon. accept checks the
+// arguments and returns the hosts the operation holds and its work; the work runs on the
+// runner's context, so it ends as it would have whatever happens to the caller, and the
+// store stays open until it has. Called as a plain method, it waits for the end and
+// returns the work's result.
+func handleOp[A any](a *App, name string, accept func(ctx context.Context, args A) (hosts []string, run func(ctx context.Context, op *Op) (any, error), err error)) {
+	a.starts[name] = func(ctx context.Context, raw json.RawMessage) (*Op, error) {
+		args, err := decodeArgs[A](name, raw)
+		if err != nil {
+			return nil, err
+		}
+		hosts, run, err := accept(ctx, args)
+		if err != nil {
+			return nil, err
+		}
+		return a.ops.Start(name, hosts, callerOf(ctx).String(), func(ctx context.Context, op *Op) (any, error) {
+			done, ok := a.running.add(ctx)
+			if !ok {
+				return nil, ctx.Err()
+			}
+			defer done()
+			return run(ctx, op)
+		})
+	}
+	a.methods[name] = func(ctx context.Context, raw json.RawMessage) (any, error) {
+		o, err := a.starts[name](ctx, raw)
+		if err != nil {
+			return nil, err
+		}
+		select {
+		case <-o.Done():
+		case <-ctx.Done():
+			return nil, fmt.Errorf("operation %s goes on in the daemon: %w", o.ID(), ctx.Err())
+		}
+		evs, _, _ := o.Events(0)
+		done := evs[len(evs)-1]
+		if done.Error != nil {
+			return nil, done.Error
+		}
+		return done.Result, nil
+	}
+}
+
+// Start accepts an operation in this process (the daemon, or a CLI without one) and
+// returns it running.
+func (a *App) Start(ctx context.Context, name string, args json.RawMessage) (*Op, error) {
+	s, ok := a.starts[name]
+	if !ok {
+		if _, plain := a.methods[name]; plain {
+			return nil, &Error{Kind: KindUsage, Msg: fmt.Sprintf("%s is not an operation", name)}
+		}
+		return nil, &Error{Kind: KindUsage, Msg: fmt.Sprintf("unknown method %q", name)}
+	}
+	if err := a.checkAccess(name, callerOf(ctx)); err != nil {
+		return nil, err
+	}
+	return s(ctx, args)
+}
+
+// Ops is the operation runner.
+func (a *App) Ops() *Runner { return a.ops }
 
 // runGroup counts what runs (jobs, loops, calls) so the store is closed only after them.
 // Unlike a WaitGroup it may gain members while someone waits.
@@ -214,6 +306,9 @@ func (a *App) Call(ctx context.Context, name string, args json.RawMessage) (json
 	if !ok {
 		return nil, &Error{Kind: KindUsage, Msg: fmt.Sprintf("unknown method %q", name)}
 	}
+	if err := a.checkAccess(name, callerOf(ctx)); err != nil {
+		return nil, err
+	}
 	done, ok := a.running.add(ctx)
 	if !ok {
 		return nil, ctx.Err()
@@ -236,6 +331,7 @@ const (
 	KindUsage       = "usage"
 	KindFailed      = "failed"
 	KindUnavailable = "unavailable"
+	KindDenied      = "denied" // the caller may not call this method
 )
 
 // Error is a method failure with a kind.

@@ -34,7 +34,8 @@ func (a *App) Serve(ctx context.Context, ready func(Addrs)) error {
 	runCtx, cancelRuns := context.WithCancel(ctx)
 	defer cancelRuns()
 	api := &http.Server{Handler: a.apiHandler(), ReadHeaderTimeout: 10 * time.Second,
-		BaseContext: func(net.Listener) context.Context { return runCtx }}
+		BaseContext: func(net.Listener) context.Context { return runCtx },
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context { return withCaller(ctx, peerCaller(c)) }}
 	var addrs = Addrs{Socket: cfg.Socket}
 
 	var metrics *http.Server
@@ -103,6 +104,9 @@ func (a *App) Serve(ctx context.Context, ready func(Addrs)) error {
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.config().Shutdown)
 	defer cancel()
 	sched.Stop()
+	// Operations end first (a deploy in its smoke test finishes or rolls back), so the
+	// clients following them see their done event before the socket closes.
+	a.ops.Shutdown(shutdownCtx)
 	_ = api.Shutdown(shutdownCtx)
 	if metrics != nil {
 		_ = metrics.Shutdown(shutdownCtx)

@@ -53,54 +53,65 @@ const (
 )
 
 func setupRollout(_ context.Context, a *App) error {
-	r := rollout.New(a.store, rollout.Options{Logger: a.log.With("component", "rollout"), Now: a.now})
+	r := rollout.New(a.store, rollout.Options{Logger: a.log.With("component", "rollout"), Now: a.now, OnStep: a.streamStep})
 	cache := artifact.New(a.config().Artifacts.Dir, a.log.With("component", "artifact"))
 
-	handle(a, "deploy", func(ctx context.Context, args DeployArgs) (any, error) {
+	handleOp(a, "deploy", func(ctx context.Context, args DeployArgs) ([]string, func(context.Context, *Op) (any, error), error) {
 		if args.Version == "" {
-			return nil, &Error{Kind: KindUsage, Msg: "--version is required"}
+			return nil, nil, &Error{Kind: KindUsage, Msg: "--version is required"}
 		}
-		spec, closeT, err := a.hostSpec(ctx, args.Host)
-		if err != nil {
-			return nil, err
+		if err := a.knownHost(args.Host); err != nil {
+			return nil, nil, err
 		}
-		defer closeT()
-		art, err := a.resolveArtifact(ctx, cache, args)
-		if err != nil {
-			return nil, err
-		}
-		opts := rollout.DeployOptions{DryRun: args.DryRun, SmokeTimeout: args.SmokeTimeout}
-		if opts.SmokeTimeout == 0 {
-			opts.SmokeTimeout = smokeTimeout(spec)
-		}
-		var restore func()
-		if !args.DryRun {
-			// The inventory must not report the coming version change as unexpected.
-			if restore, err = a.expectVersion(ctx, args.Host, args.Version); err != nil {
+		return []string{args.Host}, func(ctx context.Context, op *Op) (any, error) {
+			spec, closeT, err := a.hostSpec(ctx, args.Host)
+			if err != nil {
 				return nil, err
 			}
-		}
-		res, err := r.Deploy(ctx, spec, rollout.Artifact{Path: art.Path, Version: art.Version}, opts)
-		if restore != nil && (err != nil || (res.Operation.State != rollout.OpSucceeded && !res.Unchanged)) {
-			restore()
-		}
-		a.wake()
-		return opReply(res, &art, err)
+			defer closeT()
+			op.Emit(OpEvent{Type: EventStep, Host: args.Host, Step: "resolve", Message: "nutcracker " + args.Version})
+			art, err := a.resolveArtifact(ctx, cache, args)
+			if err != nil {
+				return nil, err
+			}
+			opts := rollout.DeployOptions{DryRun: args.DryRun, SmokeTimeout: args.SmokeTimeout}
+			if opts.SmokeTimeout == 0 {
+				opts.SmokeTimeout = smokeTimeout(spec)
+			}
+			var restore func()
+			if !args.DryRun {
+				// The inventory must not report the coming version change as unexpected.
+				if restore, err = a.expectVersion(ctx, args.Host, args.Version); err != nil {
+					return nil, err
+				}
+			}
+			res, err := r.Deploy(ctx, spec, rollout.Artifact{Path: art.Path, Version: art.Version}, opts)
+			if restore != nil && (err != nil || (res.Operation.State != rollout.OpSucceeded && !res.Unchanged)) {
+				restore()
+			}
+			a.wake()
+			return opReply(res, &art, err)
+		}, nil
 	})
-	handle(a, "rollback", func(ctx context.Context, args RollbackArgs) (any, error) {
-		spec, closeT, err := a.hostSpec(ctx, args.Host)
-		if err != nil {
-			return nil, err
+	handleOp(a, "rollback", func(ctx context.Context, args RollbackArgs) ([]string, func(context.Context, *Op) (any, error), error) {
+		if err := a.knownHost(args.Host); err != nil {
+			return nil, nil, err
 		}
-		defer closeT()
-		res, err := r.Rollback(ctx, spec, args.To)
-		if err == nil {
-			err = a.store.Update(ctx, func(tx *store.Tx) error {
-				return tx.PutHost(HostExpectedVersion, args.Host, res.Operation.ToVersion)
-			})
-		}
-		a.wake()
-		return opReply(res, nil, err)
+		return []string{args.Host}, func(ctx context.Context, op *Op) (any, error) {
+			spec, closeT, err := a.hostSpec(ctx, args.Host)
+			if err != nil {
+				return nil, err
+			}
+			defer closeT()
+			res, err := r.Rollback(ctx, spec, args.To)
+			if err == nil {
+				err = a.store.Update(ctx, func(tx *store.Tx) error {
+					return tx.PutHost(HostExpectedVersion, args.Host, res.Operation.ToVersion)
+				})
+			}
+			a.wake()
+			return opReply(res, nil, err)
+		}, nil
 	})
 	handle(a, "history", func(ctx context.Context, args HostArgs) (any, error) {
 		if err := a.knownHost(args.Host); err != nil {
@@ -140,6 +151,33 @@ func setupRollout(_ context.Context, a *App) error {
 		}
 	})
 	return nil
+}
+
+// outcome is the end state of the operation the reply reports.
+func (r OpReply) outcome() string {
+	switch {
+	case r.Error == "":
+		return OpSucceeded
+	case r.Operation.State == rollout.OpRolledBack:
+		return OpRolledBack
+	case r.Operation.State == rollout.OpAborted:
+		return OpAborted
+	}
+	return OpFailed
+}
+
+// streamStep shows a rollout step to whoever follows the operation holding its host;
+// a step that failed is shown before the next one starts.
+func (a *App) streamStep(op rollout.Operation) {
+	o := a.ops.OnHost(op.Host)
+	if o == nil {
+		return
+	}
+	if n := len(op.Steps); n >= 2 && op.Steps[n-2].Error != "" {
+		prev := op.Steps[n-2]
+		o.Emit(OpEvent{Type: EventInfo, Host: op.Host, Step: string(prev.Step), Message: "failed: " + prev.Error})
+	}
+	o.Emit(OpEvent{Type: EventStep, Host: op.Host, Step: string(op.Step), Message: op.Kind + " " + op.ID + " → " + op.ToVersion})
 }
 
 func opReply(res rollout.Result, art *artifact.Artifact, err error) (any, error) {

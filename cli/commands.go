@@ -13,7 +13,6 @@ import (
 	"syscall"
 
 	"github.com/patchctl/patchctl/app"
-	"github.com/patchctl/patchctl/artifact"
 	"github.com/patchctl/patchctl/inventory"
 	"github.com/patchctl/patchctl/store"
 )
@@ -48,34 +47,13 @@ func (e *Env) call(ctx context.Context, method string, args, result any) error {
 	return e.callWith(ctx, app.Options{}, method, args, result)
 }
 
-// callProgress is call with download progress shown on a terminal when the CLI runs the
-// method itself.
-func (e *Env) callProgress(ctx context.Context, method string, args, result any) error {
-	var opts app.Options
-	if f := e.progressFile(); f != nil {
-		if w := artifact.ProgressOutput(f); w != nil {
-			opts.Progress = w
-		}
-	}
-	return e.callWith(ctx, opts, method, args, result)
-}
-
 func (e *Env) callWith(ctx context.Context, opts app.Options, method string, args, result any) error {
 	cfg, err := e.Config()
 	if err != nil {
 		return err
 	}
 	opts.Logger = e.Logger()
-	err = app.Do(ctx, cfg, opts, method, args, result)
-	if ae, ok := err.(*app.Error); ok {
-		switch ae.Kind {
-		case app.KindUsage:
-			return usageErr(ae)
-		case app.KindUnavailable:
-			return fmt.Errorf("%w: %s", errNoDaemon, ae.Msg)
-		}
-	}
-	return err
+	return e.apiError(app.Do(ctx, cfg, opts, method, args, result))
 }
 
 var errNoDaemon = app.ErrNoDaemon

@@ -22,6 +22,7 @@ type Config struct {
 	DataDir     string        `yaml:"data_dir" json:"data_dir"`
 	Socket      string        `yaml:"socket" json:"socket"`
 	SocketGroup string        `yaml:"socket_group" json:"socket_group,omitempty"`
+	API         API           `yaml:"api" json:"api"`
 	Log         Log           `yaml:"log" json:"log"`
 	Metrics     Metrics       `yaml:"metrics" json:"metrics"`
 	GitHub      GitHub        `yaml:"github" json:"github"`
@@ -38,6 +39,18 @@ type Config struct {
 
 	root *yaml.Node // the parsed document, to name lines in errors found after loading
 }
+
+// API restricts what callers on the socket may do.
+type API struct {
+	// AllowUsers and AllowGroups (names or numeric ids) may run changing operations
+	// (deploy, rollback, adopt, rollouts, reload, notify retry, abort). Both empty: anyone
+	// who can open the socket. Reading stays open to everyone who can open the socket.
+	AllowUsers  []string `yaml:"allow_users" json:"allow_users"`
+	AllowGroups []string `yaml:"allow_groups" json:"allow_groups"`
+}
+
+// Restricted reports whether changing operations are limited to listed users and groups.
+func (a API) Restricted() bool { return len(a.AllowUsers)+len(a.AllowGroups) > 0 }
 
 // Log selects the log level and format.
 type Log struct {
