@@ -26,7 +26,7 @@ type clock struct {
 	t  time.Time
 }
 
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
 func (c *clock) set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
 
 // engine keeps rollouts in memory; the test finishes their phases, as the fleet engine does
@@ -58,40 +58,35 @@ func (e *engine) get(id string) (*patching.Rollout, error) {
 	return r, nil
 }
 
-func (e *engine) Pause(_ context.Context, id, reason string) (patching.Rollout, error) {
+// move changes a rollout if allowed says it may, as the engine's transitions do.
+func (e *engine) move(id, call string, allowed func(r *patching.Rollout) bool, change func(r *patching.Rollout)) (patching.Rollout, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	r, err := e.get(id)
-	if err != nil || r.State != patching.StateRunning {
-		return patching.Rollout{}, fmt.Errorf("pause %s: %v (state %v)", id, err, r)
+	if err != nil {
+		return patching.Rollout{}, err
 	}
-	r.State, r.Reason = patching.StatePaused, reason
-	e.calls = append(e.calls, "pause "+id+": "+reason)
+	if !allowed(r) {
+		return patching.Rollout{}, fmt.Errorf("%s: rollout %s is %s", call, id, r.State)
+	}
+	change(r)
+	e.calls = append(e.calls, call)
 	return *r, nil
+}
+
+func (e *engine) Pause(_ context.Context, id, reason string) (patching.Rollout, error) {
+	return e.move(id, "pause "+id+": "+reason, func(r *patching.Rollout) bool { return r.State == patching.StateRunning },
+		func(r *patching.Rollout) { r.State, r.Reason = patching.StatePaused, reason })
 }
 
 func (e *engine) Resume(_ context.Context, id string) (patching.Rollout, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	r, err := e.get(id)
-	if err != nil || r.State != patching.StatePaused || r.StagingDone {
-		return patching.Rollout{}, fmt.Errorf("resume %s: %v", id, err)
-	}
-	r.State, r.Reason = patching.StateRunning, ""
-	e.calls = append(e.calls, "resume "+id)
-	return *r, nil
+	return e.move(id, "resume "+id, func(r *patching.Rollout) bool { return r.State == patching.StatePaused && !r.StagingDone },
+		func(r *patching.Rollout) { r.State, r.Reason = patching.StateRunning, "" })
 }
 
 func (e *engine) Promote(_ context.Context, id string) (patching.Rollout, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	r, err := e.get(id)
-	if err != nil || !r.StagingDone || r.State != patching.StatePaused {
-		return patching.Rollout{}, fmt.Errorf("promote %s: %v", id, err)
-	}
-	r.State, r.Reason, r.StagingDone = patching.StateRunning, "", true
-	e.calls = append(e.calls, "promote "+id)
-	return *r, nil
+	return e.move(id, "promote "+id, func(r *patching.Rollout) bool { return r.State == patching.StatePaused && r.StagingDone },
+		func(r *patching.Rollout) { r.State, r.Reason = patching.StateRunning, "" })
 }
 
 func (e *engine) Get(_ context.Context, id string) (patching.Rollout, error) {
@@ -425,7 +420,9 @@ func TestSecurityFastTrack(t *testing.T) {
 	r.at("2026-03-03T06:00:00Z")
 	r.expectCalls("start r1")
 	ms := r.outbox()
-	i := slices.IndexFunc(ms, func(m notify.Message) bool { return strings.Contains(m.Title, "rollout r1 of nutcracker 0.5.0 started") })
+	i := slices.IndexFunc(ms, func(m notify.Message) bool {
+		return strings.Contains(m.Title, "rollout r1 of nutcracker 0.5.0 started")
+	})
 	if i < 0 {
 		t.Fatalf("no start message in %+v", ms)
 	}
