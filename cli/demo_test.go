@@ -61,7 +61,7 @@ func TestRestartBetweenPolls(t *testing.T) {
 		var out, errOut string
 		for start := time.Now(); time.Since(start) < testenv.WaitTimeout; time.Sleep(20 * time.Millisecond) {
 			code, out, errOut = run(t, nil, "--config", cfg, "status")
-			if strings.Contains(out, "running") {
+			if strings.Contains(out, "running, socket") {
 				break
 			}
 		}
