@@ -14,7 +14,6 @@ import (
 
 func init() {
 	commands = append(commands,
-		spec{name: "windows", synopsis: "list the coming patch windows: when (local and UTC), how long, cutoff, what each serves and would do", build: newWindowsCmd},
 		spec{name: "rollout approve", args: "ID", synopsis: "let a scheduled rollout whose staging passed run its production waves in the next production window", build: newApproveCmd},
 		spec{name: "release unmark", args: "VERSION", synopsis: "let a version marked bad (its rollout failed or was aborted) be a candidate again", build: newUnmarkCmd},
 	)
@@ -125,7 +124,7 @@ func windowsTable(w io.Writer, _ app.WindowsArgs, rep app.WindowsReport) {
 		if e.Plan.Candidate != "" {
 			does += " " + e.Plan.Candidate
 		}
-		row(w, e.Name, e.Kind, e.Opens.Format("2006-01-02 15:04 -07:00"), e.TimeZone, e.OpensUTC.Format("2006-01-02 15:04"), e.Duration,
+		row(w, e.Name, e.Kind, e.Opens.Format("2006-01-02 15:04 -07:00"), e.TimeZone, e.OpensUTC.Format("2006-01-02 15:04"), shortDuration(e.Duration.D()),
 			e.LastStart.Format("15:04 -07:00"), serves, state, does)
 	}
 	// The reasons are sentences: they follow the table rather than widen it.
