@@ -25,7 +25,23 @@ type WindowsReport struct {
 	Now     time.Time     `json:"now"`
 	Windows []WindowEntry `json:"windows"`
 	// Rollouts are the scheduler's rollouts in progress, one per policy at most.
-	Rollouts []store.PatchState `json:"rollouts"`
+	Rollouts []PatchRollout `json:"rollouts"`
+}
+
+// PatchRollout is a rollout the scheduler drives.
+type PatchRollout struct {
+	Policy     string    `json:"policy"`
+	Rollout    string    `json:"rollout"`
+	Version    string    `json:"version"`
+	FastTrack  string    `json:"fast_track,omitempty"`
+	Approved   bool      `json:"approved,omitempty"`
+	ApprovedBy string    `json:"approved_by,omitempty"`
+	Since      time.Time `json:"since"`
+}
+
+func patchRollout(st store.PatchState) PatchRollout {
+	return PatchRollout{Policy: st.Policy, Rollout: st.Rollout, Version: st.Version, FastTrack: st.FastTrack,
+		Approved: st.Approved, ApprovedBy: st.ApprovedBy, Since: st.Since}
 }
 
 // WindowEntry is one opening of a window.
@@ -75,7 +91,7 @@ func setupWindows(ctx context.Context, a *App) error {
 			return nil, &Error{Kind: KindUsage, Msg: fmt.Sprintf("--next must be between 1 and %d", maxNext)}
 		}
 		now := a.now()
-		rep := WindowsReport{Now: now.UTC(), Windows: []WindowEntry{}, Rollouts: []store.PatchState{}}
+		rep := WindowsReport{Now: now.UTC(), Windows: []WindowEntry{}, Rollouts: []PatchRollout{}}
 		for _, o := range window.Upcoming(a.config().Windows(), now, args.Next) {
 			e := windowEntry(o, now)
 			var err error
@@ -84,8 +100,10 @@ func setupWindows(ctx context.Context, a *App) error {
 			}
 			rep.Windows = append(rep.Windows, e)
 		}
-		var err error
-		rep.Rollouts, err = a.patch.InProgress(ctx)
+		sts, err := a.patch.InProgress(ctx)
+		for _, st := range sts {
+			rep.Rollouts = append(rep.Rollouts, patchRollout(st))
+		}
 		return rep, err
 	})
 	handle(a, "rollout.approve", func(ctx context.Context, args RolloutIDArgs) (any, error) {
@@ -93,7 +111,7 @@ func setupWindows(ctx context.Context, a *App) error {
 		if errors.Is(err, patching.ErrNotScheduled) {
 			return nil, &Error{Kind: KindUsage, Msg: err.Error()}
 		}
-		return st, err
+		return patchRollout(st), err
 	})
 	handle(a, "release.unmark", func(ctx context.Context, args UnmarkArgs) (any, error) {
 		err := a.patch.Unmark(ctx, args.Version)

@@ -157,7 +157,7 @@ type statusView struct {
 	app.Status
 	Fleet      []inventory.EnvironmentSummary `json:"fleet"`
 	NextWindow *app.WindowEntry               `json:"next_window,omitempty"`
-	Rollouts   []store.PatchState             `json:"patch_rollouts"`
+	Rollouts   []app.PatchRollout             `json:"patch_rollouts"`
 }
 
 func (c *statusCmd) Run(ctx context.Context) error {

@@ -9,7 +9,6 @@ import (
 
 	"github.com/patchctl/patchctl/app"
 	"github.com/patchctl/patchctl/patching"
-	"github.com/patchctl/patchctl/store"
 )
 
 func init() {
@@ -46,9 +45,9 @@ func (c *argCall[T]) Run(ctx context.Context) error {
 }
 
 func newApproveCmd(env *Env, _ *flag.FlagSet) Command {
-	return &argCall[store.PatchState]{env: env, what: "rollout ID", method: "rollout.approve",
+	return &argCall[app.PatchRollout]{env: env, what: "rollout ID", method: "rollout.approve",
 		args: func(id string) any { return app.RolloutIDArgs{ID: id} },
-		done: func(w io.Writer, st store.PatchState) {
+		done: func(w io.Writer, st app.PatchRollout) {
 			fmt.Fprintf(w, "rollout %s of %s approved: its production waves run in the next production window (patchctl windows)\n", st.Rollout, st.Version)
 		}}
 }
@@ -72,7 +71,7 @@ func planText(d patching.Decision) string {
 	return d.Action + ": " + d.Why
 }
 
-func approvedText(st store.PatchState) string {
+func approvedText(st app.PatchRollout) string {
 	s := ""
 	if st.FastTrack != "" {
 		s += ", fast track"
