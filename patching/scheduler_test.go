@@ -304,7 +304,9 @@ func TestAutomaticFlow(t *testing.T) {
 	// March's staging window resumes it; staging then passes (smoke + soak).
 	r.at("2026-03-10T01:00:00Z")
 	r.expectCalls("start r1", "pause r1: window closed", "resume r1")
-	r.eng.set("r1", func(x *patching.Rollout) { x.State, x.StagingDone, x.AwaitingPromote = patching.StatePaused, true, true })
+	r.eng.set("r1", func(x *patching.Rollout) {
+		x.State, x.StagingDone, x.AwaitingPromote = patching.StatePaused, true, true
+	})
 	// March's production window: approval required and not given.
 	r.at("2026-03-12T01:00:00Z")
 	r.expectCalls("start r1", "pause r1: window closed", "resume r1")
@@ -441,7 +443,9 @@ func TestSecurityFastTrack(t *testing.T) {
 	}
 	// Staging passes; production also runs in the nightly window (no approval given:
 	// the default policy requires one).
-	r.eng.set("r1", func(x *patching.Rollout) { x.State, x.StagingDone, x.AwaitingPromote = patching.StatePaused, true, true })
+	r.eng.set("r1", func(x *patching.Rollout) {
+		x.State, x.StagingDone, x.AwaitingPromote = patching.StatePaused, true, true
+	})
 	r.at("2026-03-04T06:00:00Z")
 	r.expectCalls("start r1")
 	if _, err := r.s.Approve(t.Context(), "r1"); err != nil {
