@@ -25,6 +25,7 @@ import (
 	"github.com/patchctl/patchctl/config"
 	"github.com/patchctl/patchctl/inventory"
 	"github.com/patchctl/patchctl/notify"
+	"github.com/patchctl/patchctl/patching"
 	"github.com/patchctl/patchctl/store"
 )
 
@@ -72,6 +73,8 @@ type App struct {
 	notifier  notify.Notifier
 	progress  io.Writer
 	inv       atomic.Pointer[inventory.Inventory] // nil without an inventory file
+	fleet     *fleet                              // the inventory's last pass, per host
+	patch     *patching.Scheduler                 // the patch-window scheduler
 	kick      chan struct{}                       // wakes the outbox dispatcher
 	closers   []func() error
 	listener  string // socket the daemon serves, once serving

@@ -40,6 +40,7 @@ var (
 	bucketEvents     = []byte("events")
 	bucketPolls      = []byte("polls")
 	bucketHosts      = []byte("hosts")
+	bucketPatching   = []byte("patching")
 
 	bucketOutboxPending = []byte("outbox_pending")
 	bucketOutboxGaveUp  = []byte("outbox_gave_up")
@@ -74,6 +75,11 @@ var migrations = []func(tx *bolt.Tx) error{
 		}
 		t := &Tx{tx: tx}
 		return forEachJSON(t, bucketOutbox, nil, func(_ []byte, o OutboxItem) error { return indexOutbox(t, o) })
+	},
+	// 4: the patch scheduler's state: per-policy progress, bad versions, done markers.
+	func(tx *bolt.Tx) error {
+		_, err := tx.CreateBucketIfNotExists(bucketPatching)
+		return err
 	},
 }
 
