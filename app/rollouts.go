@@ -26,7 +26,7 @@ type RolloutArgs struct {
 
 // RolloutList is what `rollout list` shows.
 type RolloutList struct {
-	Rollouts []store.Rollout `json:"rollouts"`
+	Rollouts []waves.View `json:"rollouts"`
 }
 
 func setupRollouts(_ context.Context, a *App) error {
@@ -75,16 +75,16 @@ func setupRollouts(_ context.Context, a *App) error {
 		rs, err := a.rollouts.List(ctx)
 		return RolloutList{Rollouts: rs}, err
 	})
-	control := map[string]func(ctx context.Context, args RolloutArgs) (store.Rollout, error){
-		"rollout.pause": func(ctx context.Context, x RolloutArgs) (store.Rollout, error) {
+	control := map[string]func(ctx context.Context, args RolloutArgs) (waves.View, error){
+		"rollout.pause": func(ctx context.Context, x RolloutArgs) (waves.View, error) {
 			return a.rollouts.Pause(ctx, x.ID, x.Reason)
 		},
-		"rollout.resume":  func(ctx context.Context, x RolloutArgs) (store.Rollout, error) { return a.rollouts.Resume(ctx, x.ID) },
-		"rollout.promote": func(ctx context.Context, x RolloutArgs) (store.Rollout, error) { return a.rollouts.Promote(ctx, x.ID) },
-		"rollout.abort": func(ctx context.Context, x RolloutArgs) (store.Rollout, error) {
+		"rollout.resume":  func(ctx context.Context, x RolloutArgs) (waves.View, error) { return a.rollouts.Resume(ctx, x.ID) },
+		"rollout.promote": func(ctx context.Context, x RolloutArgs) (waves.View, error) { return a.rollouts.Promote(ctx, x.ID) },
+		"rollout.abort": func(ctx context.Context, x RolloutArgs) (waves.View, error) {
 			return a.rollouts.Abort(ctx, x.ID, x.Reason)
 		},
-		"rollout.rollback": func(ctx context.Context, x RolloutArgs) (store.Rollout, error) { return a.rollouts.RollBack(ctx, x.ID) },
+		"rollout.rollback": func(ctx context.Context, x RolloutArgs) (waves.View, error) { return a.rollouts.RollBack(ctx, x.ID) },
 	}
 	for name, fn := range control {
 		handle(a, name, func(ctx context.Context, args RolloutArgs) (any, error) {
@@ -199,7 +199,7 @@ func (f *fleetHosts) Check(ctx context.Context, host, version string) waves.Chec
 		c.Current = st.Version
 	}
 	f.resolve.Lock()
-	art, err := f.a.resolveArtifact(ctx, f.a.artifacts, DeployArgs{Version: version})
+	art, err := f.a.resolveArtifact(ctx, f.a.artifacts, version)
 	f.resolve.Unlock()
 	if err != nil {
 		problem("artifact: %v", err)
@@ -259,7 +259,7 @@ func (f *fleetHosts) Deploy(ctx context.Context, host, version string, since tim
 		break
 	}
 	f.resolve.Lock()
-	art, err := f.a.resolveArtifact(ctx, f.a.artifacts, DeployArgs{Version: version})
+	art, err := f.a.resolveArtifact(ctx, f.a.artifacts, version)
 	f.resolve.Unlock()
 	if err != nil {
 		return err

@@ -19,24 +19,62 @@ import (
 	"github.com/patchctl/patchctl/store"
 )
 
-// commands is every subcommand; help and completion are generated from it.
+// commands is every subcommand, in the order help lists them; help, completion, the root
+// warning and the JSON shape test are generated from it. It is the only place a command is
+// registered: a command missing here does not exist. (Assigned in init because help and
+// completion read the table they belong to.)
 var commands []spec
 
 func init() {
-	// Assigned in init because help and completion read the table they belong to.
 	commands = []spec{
+		// The daemon and what it tracks.
 		{name: "daemon", synopsis: "run the daemon: scheduled polls, alerts, API socket, metrics",
-			build: func(env *Env, fs *flag.FlagSet) Command { return &daemonCmd{env: env} }},
+			build: func(env *Env, fs *flag.FlagSet) Command { return &daemonCmd{env: env} }, privileged: true},
 		{name: "reload", synopsis: "make the daemon re-read patchctl.yml and the inventory (as SIGHUP does); a bad file changes nothing",
 			build: func(env *Env, fs *flag.FlagSet) Command { return &reloadCmd{env: env} }},
 		{name: "status", synopsis: "show the daemon, the store and the latest polls",
 			build: func(env *Env, fs *flag.FlagSet) Command { return &statusCmd{env: env} }},
-		{name: "events", synopsis: "show the event log: what happened, when, why",
-			build: newEventsCmd},
+		{name: "poll", synopsis: "poll every release source once now, then exit",
+			build: func(env *Env, fs *flag.FlagSet) Command { return &pollCmd{env: env} }},
+		{name: "releases", synopsis: "list the releases and tags patchctl knows, newest version first", build: newReleasesCmd},
+		{name: "advisories", synopsis: "list the security advisories patchctl knows", build: newAdvisoriesCmd},
+		{name: "events", synopsis: "show the event log: what happened, when, why", build: newEventsCmd},
 		{name: "notify test", synopsis: "send a test alert through the configured channel (Slack or the log)",
 			build: func(env *Env, fs *flag.FlagSet) Command { return &notifyTestCmd{env: env} }},
 		{name: "notify retry", args: "ID|--all", synopsis: "send undelivered alerts (shown by status) again",
 			build: newNotifyRetryCmd},
+
+		// The fleet and its hosts.
+		{name: "inventory", synopsis: "show every host: running version, latest, advisories affecting it, days exposed", build: newInventoryCmd},
+		{name: "deploy", synopsis: "install a nutcracker version on a host: pre-flight, switch, restart, smoke test, automatic rollback",
+			build: newDeployCmd, privileged: true},
+		{name: "rollback", synopsis: "switch a host back to its previous good build (or --to VERSION), or every host of a rollout (--rollout ID)",
+			build: newRollbackCmd, privileged: true},
+		{name: "rollout plan", synopsis: "show what a fleet rollout of a version would do, host by host; touches nothing", build: newRolloutPlanCmd},
+		{name: "rollout start", synopsis: "start a fleet rollout of a version in waves (run by the daemon)", build: newRolloutStartCmd, privileged: true},
+		{name: "rollout status", args: "[ID]", synopsis: "show a rollout's waves and hosts (default: the newest); --watch follows it", build: newRolloutStatusCmd},
+		{name: "rollout list", synopsis: "list every rollout", build: func(env *Env, fs *flag.FlagSet) Command { return &rolloutListCmd{env: env} }},
+		{name: "rollout pause", args: "ID", synopsis: "stop a rollout from starting more hosts (hosts deploying finish)", build: newRolloutControl("rollout.pause", true), privileged: true},
+		{name: "rollout resume", args: "ID", synopsis: "continue a paused rollout", build: newRolloutControl("rollout.resume", false), privileged: true},
+		{name: "rollout promote", args: "ID", synopsis: "let a rollout waiting after a wave start the next one", build: newRolloutControl("rollout.promote", false), privileged: true},
+		{name: "rollout abort", args: "ID", synopsis: "stop a rollout and roll back every host it changed, newest wave first", build: newRolloutControl("rollout.abort", true), privileged: true},
+		{name: "ops", synopsis: "list the daemon's running and recent operations", build: newOpsCmd},
+		{name: "attach", args: "OPERATION", synopsis: "follow a running or finished operation of the daemon (deploy, rollback, ...) to its end", build: newAttachCmd},
+		{name: "abort", args: "OPERATION", synopsis: "abort a running operation on purpose: a deploy rolls back to the build that ran before",
+			build: newAbortCmd, privileged: true},
+		{name: "history", synopsis: "show a host's deploys and rollbacks, step by step", build: newHistoryCmd},
+		{name: "slots", synopsis: "show the builds installed on a host and which one is active", build: newSlotsCmd},
+		{name: "windows", synopsis: "list the coming patch windows: when (local and UTC), how long, cutoff, what each serves and would do", build: newWindowsCmd},
+
+		// Guardrails for nutcracker.yml.
+		{name: "lint", args: "FILE...", synopsis: "check nutcracker.yml files against the nutcracker version that will run them", build: newLintCmd},
+		{name: "check connect", args: "FILE", synopsis: "connect to every backend of every pool and check it speaks the pool's protocol", build: newCheckConnectCmd},
+		{name: "routing verify", args: "FILE", synopsis: "write probe keys through a live proxy and find each on the backend patchctl predicts", build: newRoutingVerifyCmd},
+		{name: "routing diff", args: "OLD NEW", synopsis: "show the fraction of keys that move between two configurations", build: newRoutingDiffCmd},
+		{name: "audit", synopsis: "check this host's nutcracker processes and configurations for least privilege", build: newAuditCmd},
+
+		// Trying patchctl, and the CLI itself.
+		{name: "demo", synopsis: "run the daemon against an embedded mirror of twemproxy's release history and a local Slack webhook", build: newDemoCmd},
 		{name: "version", synopsis: "print patchctl's version",
 			build: func(env *Env, fs *flag.FlagSet) Command { return &versionCmd{env: env} }},
 		{name: "completion", args: "bash|zsh|fish", synopsis: "print a shell completion script",
@@ -121,10 +159,13 @@ func (c *reloadCmd) Run(ctx context.Context) error {
 
 type statusCmd struct{ env *Env }
 
-// statusView is the status of the daemon plus the fleet's per-environment counts.
+// statusView is the status of the daemon plus the fleet's per-environment counts, the next
+// patch window and the scheduler's rollouts in progress.
 type statusView struct {
 	app.Status
-	Fleet []inventory.EnvironmentSummary `json:"fleet"`
+	Fleet      []inventory.EnvironmentSummary `json:"fleet"`
+	NextWindow *app.WindowEntry               `json:"next_window,omitempty"`
+	Rollouts   []app.PatchRollout             `json:"patch_rollouts"`
 }
 
 func (c *statusCmd) Run(ctx context.Context) error {
@@ -137,6 +178,14 @@ func (c *statusCmd) Run(ctx context.Context) error {
 		return err
 	}
 	st.Fleet = fleet.Environments
+	var wins app.WindowsReport
+	if err := c.env.call(ctx, "windows", app.WindowsArgs{Next: 1}, &wins); err != nil {
+		return err
+	}
+	if len(wins.Windows) > 0 {
+		st.NextWindow = &wins.Windows[0]
+	}
+	st.Rollouts = wins.Rollouts
 	return c.env.emit(st, func(w io.Writer) {
 		mode := "not running (read the store directly)"
 		if st.Daemon {
@@ -168,6 +217,16 @@ func (c *statusCmd) Run(ctx context.Context) error {
 				outcome += ": " + p.LastError
 			}
 			row(w, "source "+p.Source, fmt.Sprintf("last poll %s, %s", cell(p.LastAttempt), outcome))
+		}
+		if e := st.NextWindow; e != nil {
+			when := "opens " + e.Opens.Format("2006-01-02 15:04 -07:00") + " " + e.TimeZone
+			if e.Open {
+				when = "OPEN until " + e.Closes.Format("2006-01-02 15:04 -07:00") + " " + e.TimeZone
+			}
+			row(w, "next window", fmt.Sprintf("%s (%s) %s: %s", e.Name, e.Kind, when, planText(e.Plan)))
+		}
+		for _, r := range st.Rollouts {
+			row(w, "patch rollout", fmt.Sprintf("%s of %s (policy %s)%s", r.Rollout, r.Version, r.Policy, approvedText(r)))
 		}
 		if len(st.Fleet) > 0 {
 			fmt.Fprintln(w)
@@ -226,6 +285,10 @@ func (c *helpCmd) Run(context.Context) error {
 	}
 	sp, _ := lookup(c.args)
 	if sp == nil {
+		if group := subcommands(c.args[0]); len(group) > 0 {
+			printGroupUsage(c.env.Out, c.args[0], group)
+			return nil
+		}
 		return usagef("unknown command %q", strings.Join(c.args, " "))
 	}
 	fs := flag.NewFlagSet(sp.name, flag.ContinueOnError)

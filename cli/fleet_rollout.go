@@ -14,19 +14,6 @@ import (
 	"github.com/patchctl/patchctl/waves"
 )
 
-func init() {
-	commands = append(commands,
-		spec{name: "rollout plan", synopsis: "show what a fleet rollout of a version would do, host by host; touches nothing", build: newRolloutPlanCmd},
-		spec{name: "rollout start", synopsis: "start a fleet rollout of a version in waves (run by the daemon)", build: newRolloutStartCmd},
-		spec{name: "rollout status", args: "[ID]", synopsis: "show a rollout's waves and hosts (default: the newest); --watch follows it", build: newRolloutStatusCmd},
-		spec{name: "rollout list", synopsis: "list every rollout", build: func(env *Env, fs *flag.FlagSet) Command { return &rolloutListCmd{env: env} }},
-		spec{name: "rollout pause", args: "ID", synopsis: "stop a rollout from starting more hosts (hosts deploying finish)", build: newRolloutControl("rollout.pause", true)},
-		spec{name: "rollout resume", args: "ID", synopsis: "continue a paused rollout", build: newRolloutControl("rollout.resume", false)},
-		spec{name: "rollout promote", args: "ID", synopsis: "let a rollout waiting after a wave start the next one", build: newRolloutControl("rollout.promote", false)},
-		spec{name: "rollout abort", args: "ID", synopsis: "stop a rollout and roll back every host it changed, newest wave first", build: newRolloutControl("rollout.abort", true)},
-	)
-}
-
 // rolloutRequest is the flags shared by plan and start.
 func rolloutRequest(fs *flag.FlagSet, req *waves.Request, waveList, hold *string) {
 	fs.StringVar(&req.Version, "version", "", "nutcracker `version` to roll out (required)")
@@ -82,7 +69,7 @@ func (c *rolloutPlanCmd) Run(ctx context.Context) error {
 		}
 		for _, wv := range p.Waves {
 			fmt.Fprintf(w, "wave %s: %d host(s), %d at a time, up to %d failure(s), soak %s%s\n", wv.Name, len(wv.Hosts),
-				wv.MaxParallel, wv.MaxFailures, wv.Soak, map[bool]string{true: ", then waits for promote"}[wv.Promote])
+				wv.MaxParallel, wv.MaxFailures, time.Duration(wv.SoakSeconds*float64(time.Second)), map[bool]string{true: ", then waits for promote"}[wv.Promote])
 		}
 		if len(p.Unmatched) > 0 {
 			fmt.Fprintf(w, "in no wave: %s\n", strings.Join(p.Unmatched, ", "))
@@ -231,7 +218,7 @@ func isTerminal(w io.Writer) bool {
 // waveCounts counts a wave's hosts by how far they got.
 type waveCounts struct{ done, running, failed, pending, skipped int }
 
-func countWave(w store.RolloutWave, hosts map[string]store.RolloutHost) waveCounts {
+func countWave(w waves.WaveView, hosts map[string]store.RolloutHost) waveCounts {
 	var n waveCounts
 	for _, name := range w.Hosts {
 		switch hosts[name].State {
@@ -335,7 +322,7 @@ func (c *rolloutControlCmd) SetArgs(args []string) error {
 }
 
 func (c *rolloutControlCmd) Run(ctx context.Context) error {
-	var r store.Rollout
+	var r waves.View
 	if err := c.env.call(ctx, c.method, c.args, &r); err != nil {
 		return err
 	}

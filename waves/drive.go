@@ -44,7 +44,7 @@ func policyOf(r store.Rollout) (config.RolloutPolicy, error) {
 
 // drive does the next piece of a rollout's work; again reports that there is more.
 func (e *Engine) drive(ctx context.Context, id string) (again bool, err error) {
-	v, err := e.Get(ctx, id)
+	v, err := e.load(ctx, id)
 	if err != nil {
 		return false, err
 	}
@@ -85,7 +85,7 @@ func (e *Engine) drive(ctx context.Context, id string) (again bool, err error) {
 
 // startWave takes the stats snapshot the wave's soak gate compares against, then marks
 // the wave running.
-func (e *Engine) startWave(ctx context.Context, v View, i int) error {
+func (e *Engine) startWave(ctx context.Context, v snapshot, i int) error {
 	base := e.snapshot(ctx, activeHosts(v.Waves[i], v.Hosts))
 	if ctx.Err() != nil {
 		return nil
@@ -123,7 +123,7 @@ func hostDone(state string) bool {
 
 // runWave deploys the wave's remaining hosts, MaxParallel at a time, until they are done,
 // the failure budget is spent, or the rollout is paused or aborted.
-func (e *Engine) runWave(ctx context.Context, v View, i int, pol config.RolloutPolicy) (bool, error) {
+func (e *Engine) runWave(ctx context.Context, v snapshot, i int, pol config.RolloutPolicy) (bool, error) {
 	w := v.Waves[i]
 	var todo []store.RolloutHost
 	// Hosts interrupted by a restart go first: they may be half-way through a switch.
@@ -182,7 +182,7 @@ func (e *Engine) runWave(ctx context.Context, v View, i int, pol config.RolloutP
 	if ctx.Err() != nil || launchErr != nil {
 		return false, launchErr
 	}
-	cur, err := e.Get(ctx, v.ID)
+	cur, err := e.load(ctx, v.ID)
 	if err != nil {
 		return false, err
 	}
@@ -320,7 +320,7 @@ func (e *Engine) failWave(ctx context.Context, id string, i int, pol config.Roll
 
 // soak watches a deployed wave until its soak time is over, failing it when the error
 // counters rise beyond the policy's thresholds; a passed wave may wait for a promote.
-func (e *Engine) soak(ctx context.Context, v View, i int, pol config.RolloutPolicy) (bool, error) {
+func (e *Engine) soak(ctx context.Context, v snapshot, i int, pol config.RolloutPolicy) (bool, error) {
 	for {
 		w := v.Waves[i]
 		cur := e.snapshot(ctx, activeHosts(w, v.Hosts))
@@ -342,7 +342,7 @@ func (e *Engine) soak(ctx context.Context, v View, i int, pol config.RolloutPoli
 		case <-t.C:
 		}
 		var err error
-		if v, err = e.Get(ctx, v.ID); err != nil {
+		if v, err = e.load(ctx, v.ID); err != nil {
 			return false, err
 		}
 		if v.State != StateRunning {
@@ -383,7 +383,7 @@ func (e *Engine) passWave(ctx context.Context, id string, i int) error {
 
 // revertAll rolls back every host the rollout changed, newest wave first, as many at once
 // as each wave allows, then finishes the rollout.
-func (e *Engine) revertAll(ctx context.Context, v View, pol config.RolloutPolicy) error {
+func (e *Engine) revertAll(ctx context.Context, v snapshot, pol config.RolloutPolicy) error {
 	for i := len(v.Waves) - 1; i >= 0; i-- {
 		w := v.Waves[i]
 		sem := make(chan struct{}, max(1, w.MaxParallel))

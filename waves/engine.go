@@ -19,8 +19,8 @@ import (
 
 // Options configure an Engine.
 type Options struct {
-	Logger   *slog.Logger
-	Now      func() time.Time
+	Logger *slog.Logger
+	Now    func() time.Time
 	// Policies returns the rollout policies in force (a reload may change them; a
 	// running rollout keeps the policy it started with).
 	Policies func() config.Rollouts
@@ -138,15 +138,76 @@ func newID(now time.Time) string {
 	return "r" + now.UTC().Format("20060102-150405") + "-" + hex.EncodeToString(b)
 }
 
-// View is a rollout with its hosts, as status shows it.
-type View struct {
+// snapshot is a rollout record with its hosts.
+type snapshot struct {
 	store.Rollout
-	Hosts map[string]store.RolloutHost `json:"hosts"`
+	Hosts map[string]store.RolloutHost
+}
+
+// View is a rollout as status shows it: its waves and, by name, its hosts.
+type View struct {
+	ID      string `json:"id"`
+	Version string `json:"version"`
+	Policy  string `json:"policy"`
+	State   string `json:"state"`
+	Reason  string `json:"reason,omitempty"`
+	// AwaitingPromote: paused until promoted to the next wave.
+	AwaitingPromote bool                         `json:"awaiting_promote"`
+	HoldAfter       []string                     `json:"hold_after"`
+	Waves           []WaveView                   `json:"waves"`
+	Hosts           map[string]store.RolloutHost `json:"hosts"`
+	Unmatched       []string                     `json:"unmatched"`
+	Created         time.Time                    `json:"created"`
+	Started         time.Time                    `json:"started,omitzero"`
+	Finished        time.Time                    `json:"finished,omitzero"`
+}
+
+// WaveView is one wave of a View.
+type WaveView struct {
+	Name        string    `json:"name"`
+	State       string    `json:"state"`
+	Reason      string    `json:"reason,omitempty"`
+	Hosts       []string  `json:"hosts"`
+	MaxParallel int       `json:"max_parallel"`
+	MaxFailures int       `json:"max_failures"`
+	SoakSeconds float64   `json:"soak_seconds"`
+	Promote     bool      `json:"promote"`
+	Started     time.Time `json:"started,omitzero"`
+	SoakUntil   time.Time `json:"soak_until,omitzero"`
+	Finished    time.Time `json:"finished,omitzero"`
+}
+
+func viewOf(r store.Rollout, hosts map[string]store.RolloutHost) View {
+	if hosts == nil {
+		hosts = map[string]store.RolloutHost{}
+	}
+	v := View{ID: r.ID, Version: r.Version, Policy: r.Policy, State: r.State, Reason: r.Reason, AwaitingPromote: r.AwaitingPromote,
+		HoldAfter: nonNil(r.HoldAfter), Hosts: hosts, Unmatched: nonNil(r.Unmatched), Created: r.Created, Started: r.Started,
+		Finished: r.Finished, Waves: []WaveView{}}
+	for _, w := range r.Waves {
+		v.Waves = append(v.Waves, WaveView{Name: w.Name, State: w.State, Reason: w.Reason, Hosts: nonNil(w.Hosts),
+			MaxParallel: w.MaxParallel, MaxFailures: w.MaxFailures, SoakSeconds: w.Soak.Seconds(), Promote: w.Promote,
+			Started: w.Started, SoakUntil: w.SoakUntil, Finished: w.Finished})
+	}
+	return v
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }
 
 // Get returns a rollout with its hosts.
 func (e *Engine) Get(ctx context.Context, id string) (View, error) {
-	var v View
+	s, err := e.load(ctx, id)
+	return viewOf(s.Rollout, s.Hosts), err
+}
+
+// load reads a rollout record with its hosts.
+func (e *Engine) load(ctx context.Context, id string) (snapshot, error) {
+	var v snapshot
 	err := e.st.View(ctx, func(tx *store.Tx) error {
 		r, ok, err := tx.Rollout(id)
 		if err != nil {
@@ -175,16 +236,18 @@ func (e *Engine) rollout(ctx context.Context, id string) (r store.Rollout, err e
 	return r, err
 }
 
-// List returns every rollout, oldest first.
-func (e *Engine) List(ctx context.Context) (rs []store.Rollout, err error) {
-	err = e.st.View(ctx, func(tx *store.Tx) error {
+// List returns every rollout, oldest first, without its hosts.
+func (e *Engine) List(ctx context.Context) ([]View, error) {
+	var rs []store.Rollout
+	err := e.st.View(ctx, func(tx *store.Tx) (err error) {
 		rs, err = tx.Rollouts()
 		return err
 	})
-	if rs == nil {
-		rs = []store.Rollout{}
+	out := make([]View, len(rs))
+	for i, r := range rs {
+		out[i] = viewOf(r, nil)
 	}
-	return rs, err
+	return out, err
 }
 
 // Holder returns the unfinished rollout a host belongs to ("" = none), for refusing a
@@ -252,7 +315,7 @@ func (e *Engine) Start(ctx context.Context, req Request) (View, error) {
 	var hosts []store.RolloutHost
 	for _, w := range p.Waves {
 		rw := store.RolloutWave{Name: w.Name, State: WavePending, MaxParallel: w.MaxParallel, MaxFailures: w.MaxFailures,
-			Soak: w.Soak, Promote: w.Promote, Hosts: []string{}}
+			Soak: time.Duration(w.SoakSeconds * float64(time.Second)), Promote: w.Promote, Hosts: []string{}}
 		for _, h := range w.Hosts {
 			rw.Hosts = append(rw.Hosts, h.Host)
 			rh := store.RolloutHost{Rollout: r.ID, Host: h.Host, Wave: w.Name, State: HostPending, From: h.Current}
@@ -395,22 +458,23 @@ func releaseLeases(tx *store.Tx, r store.Rollout) error {
 }
 
 // Pause stops a running rollout from starting more hosts; hosts already deploying finish.
-func (e *Engine) Pause(ctx context.Context, id, reason string) (store.Rollout, error) {
+func (e *Engine) Pause(ctx context.Context, id, reason string) (View, error) {
 	if reason == "" {
 		reason = "paused by request"
 	}
-	return e.transition(ctx, id, func(tx *store.Tx, r *store.Rollout) (string, string, string, string, error) {
+	r, err := e.transition(ctx, id, func(tx *store.Tx, r *store.Rollout) (string, string, string, string, error) {
 		if r.State != StateRunning {
 			return "", "", "", "", fmt.Errorf("%w: rollout %s is %s, only a running rollout can be paused", ErrState, id, r.State)
 		}
 		r.State, r.Reason = StatePaused, reason
 		return notify.RolloutPaused, "", "", reason, nil
 	})
+	return viewOf(r, nil), err
 }
 
 // Resume continues a paused rollout. A wave that failed gets a fresh failure budget and,
 // when its hosts are done, a fresh soak measured from a new snapshot.
-func (e *Engine) Resume(ctx context.Context, id string) (store.Rollout, error) {
+func (e *Engine) Resume(ctx context.Context, id string) (View, error) {
 	r, err := e.transition(ctx, id, func(tx *store.Tx, r *store.Rollout) (string, string, string, string, error) {
 		switch {
 		case r.State != StatePaused:
@@ -438,11 +502,11 @@ func (e *Engine) Resume(ctx context.Context, id string) (store.Rollout, error) {
 	if err == nil {
 		e.kick(id)
 	}
-	return r, err
+	return viewOf(r, nil), err
 }
 
 // Promote lets a rollout that waits after a wave go on to the next.
-func (e *Engine) Promote(ctx context.Context, id string) (store.Rollout, error) {
+func (e *Engine) Promote(ctx context.Context, id string) (View, error) {
 	r, err := e.transition(ctx, id, func(tx *store.Tx, r *store.Rollout) (string, string, string, string, error) {
 		if r.State != StatePaused || !r.AwaitingPromote {
 			return "", "", "", "", fmt.Errorf("%w: rollout %s is %s and does not wait for a promote", ErrState, id, describe(*r))
@@ -457,7 +521,7 @@ func (e *Engine) Promote(ctx context.Context, id string) (store.Rollout, error) 
 	if err == nil {
 		e.kick(id)
 	}
-	return r, err
+	return viewOf(r, nil), err
 }
 
 func describe(r store.Rollout) string {
@@ -469,7 +533,7 @@ func describe(r store.Rollout) string {
 
 // Abort stops a running or paused rollout and rolls back every host it changed, newest
 // wave first, as many at once as each wave allows.
-func (e *Engine) Abort(ctx context.Context, id, reason string) (store.Rollout, error) {
+func (e *Engine) Abort(ctx context.Context, id, reason string) (View, error) {
 	return e.undo(ctx, id, reason, StateAborted, func(r store.Rollout) error {
 		if r.State != StateRunning && r.State != StatePaused {
 			return fmt.Errorf("%w: rollout %s is %s; abort stops a running or paused rollout (rollback --rollout undoes a finished one)", ErrState, id, r.State)
@@ -480,7 +544,7 @@ func (e *Engine) Abort(ctx context.Context, id, reason string) (store.Rollout, e
 
 // RollBack puts every host of a rollout back on the version it ran before, whatever state
 // the rollout is in (a running one is stopped first).
-func (e *Engine) RollBack(ctx context.Context, id string) (store.Rollout, error) {
+func (e *Engine) RollBack(ctx context.Context, id string) (View, error) {
 	return e.undo(ctx, id, "rollback requested", StateRolledBack, func(r store.Rollout) error {
 		if r.State == StateAborting || r.State == StateAborted || r.State == StateRolledBack {
 			return fmt.Errorf("%w: rollout %s is already %s", ErrState, id, r.State)
@@ -489,9 +553,9 @@ func (e *Engine) RollBack(ctx context.Context, id string) (store.Rollout, error)
 	})
 }
 
-func (e *Engine) undo(ctx context.Context, id, reason, final string, allowed func(store.Rollout) error) (store.Rollout, error) {
+func (e *Engine) undo(ctx context.Context, id, reason, final string, allowed func(store.Rollout) error) (View, error) {
 	if !e.Running() {
-		return store.Rollout{}, fmt.Errorf("%w: rollouts run in the daemon; start `patchctl daemon`", ErrState)
+		return View{}, fmt.Errorf("%w: rollouts run in the daemon; start `patchctl daemon`", ErrState)
 	}
 	if reason == "" {
 		reason = "aborted by request"
@@ -522,5 +586,5 @@ func (e *Engine) undo(ctx context.Context, id, reason, final string, allowed fun
 	if err == nil {
 		e.kick(id)
 	}
-	return r, err
+	return viewOf(r, nil), err
 }

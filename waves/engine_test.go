@@ -203,7 +203,7 @@ func TestHoldPromotePauseResume(t *testing.T) {
 	}
 	v = h.wait(t, v.ID, finished)
 	if !v.AwaitingPromote || v.Waves[0].State != waves.WavePassed || v.Waves[1].State != waves.WavePending {
-		t.Fatalf("after staging: %+v", v.Rollout)
+		t.Fatalf("after staging: %+v", v)
 	}
 	if _, err := h.eng.Resume(ctx, v.ID); !errors.Is(err, waves.ErrState) {
 		t.Errorf("resume instead of promote: %v", err)

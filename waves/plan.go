@@ -120,12 +120,12 @@ type Plan struct {
 
 // PlanWave is one wave of a plan.
 type PlanWave struct {
-	Name        string        `json:"name"`
-	MaxParallel int           `json:"max_parallel"`
-	MaxFailures int           `json:"max_failures"`
-	Soak        time.Duration `json:"soak"`
-	Promote     bool          `json:"promote"`
-	Hosts       []PlanHost    `json:"hosts"`
+	Name        string     `json:"name"`
+	MaxParallel int        `json:"max_parallel"`
+	MaxFailures int        `json:"max_failures"`
+	SoakSeconds float64    `json:"soak_seconds"`
+	Promote     bool       `json:"promote"`
+	Hosts       []PlanHost `json:"hosts"`
 }
 
 // PlanHost is one host of a plan.
@@ -205,7 +205,7 @@ func (e *Engine) plan(ctx context.Context, req Request) (Plan, config.RolloutPol
 		}
 		n := len(byWave[i])
 		pw := PlanWave{Name: w.Name, MaxParallel: max(1, w.MaxParallel.Of(n, true)), MaxFailures: w.MaxFailures.Of(n, false),
-			Soak: w.Soak, Promote: w.Promote, Hosts: make([]PlanHost, n)}
+			SoakSeconds: w.Soak.Seconds(), Promote: w.Promote, Hosts: make([]PlanHost, n)}
 		for j, t := range byWave[i] {
 			pw.Hosts[j] = PlanHost{Host: t.Name, Environment: t.Environment}
 			wg.Add(1)
