@@ -278,10 +278,10 @@ func TestRolloutUpgradesFleet(t *testing.T) {
 		t.Errorf("%d rollout messages in the outbox", threaded)
 	}
 	// The hosts are free again.
-	var rep app.OpReply
-	if err := r.call("deploy", app.DeployArgs{Host: "prod-3", Version: "0.5.0", DryRun: true}, &rep); err != nil || !rep.Unchanged {
-		t.Errorf("deploy after the rollout: %+v %v", rep, err)
+	if err := r.call("rollback", app.RollbackArgs{Host: "prod-3"}, nil); err != nil {
+		t.Errorf("rollback after the rollout: %v", err)
 	}
+	r.expect("0.4.1", r.hosts[5])
 }
 
 // TestRolloutFailurePausesResumesAborts: a host whose backend is down fails its smoke
