@@ -68,7 +68,7 @@ func slotOf(t *testing.T, r *Rollout, version string) Slot {
 func TestRefusedRedeployKeepsLastGood(t *testing.T) {
 	forEachTransport(t, func(t *testing.T, e hostEnv, h HostSpec) {
 		r := New(openStore(t, e.Store), Options{})
-		pid := upgraded(t, e, r, e.spec()) // set up locally: SSH sessions are slow here
+		pid := upgraded(t, e, r, e.spec())     // set up locally: SSH sessions are slow here
 		addToPools(t, e, "tcpkeepalive: true") // 0.4.1 refuses it
 		_, err := r.Deploy(ctxOp(t), h, artifact(t, "0.4.1"), DeployOptions{})
 		if !errors.Is(err, ErrPreflight) {
