@@ -1,10 +1,12 @@
 // Package app assembles patchctl from its configuration: the store, the tracker, the
 // notifier outbox, the scheduler, the metrics endpoint and the unix-socket API. The daemon
 // runs one App; a CLI command either asks the daemon over the socket or, when none runs,
-// opens a short-lived App of its own. Signals stay in cmd/patchctl so tests can embed an App.
+// opens a short-lived App of its own. Signals stay outside (cmd/patchctl, the CLI's daemon
+// command) so tests can embed an App; Options.Reload and Reload are how SIGHUP reaches it.
 package app
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,6 +14,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -37,29 +40,47 @@ type Options struct {
 	Notifier notify.Notifier
 	// Progress shows artifact downloads when the CLI runs a deploy itself (a terminal).
 	Progress io.Writer
+	// Reload makes a serving daemon reload its configuration each time it receives
+	// (the CLI's daemon command sends SIGHUP here).
+	Reload <-chan struct{}
 }
 
 // App is an assembled patchctl.
 type App struct {
-	cfg     *config.Config
+	conf    atomic.Pointer[config.Config] // replaced as a whole by Reload
 	log     *slog.Logger
 	now     func() time.Time
 	store   *store.Store
 	reg     *prometheus.Registry
 	methods map[string]method
+	starts  map[string]starter // methods that run as operations
+	ops     *Runner
 	started time.Time
 
-	mu       sync.Mutex
-	jobs     []job // scheduled by the daemon
-	cron     *cron.Cron
-	loops    []func(ctx context.Context)
-	notifier notify.Notifier
-	progress io.Writer
-	inv      *inventory.Inventory // nil without an inventory file
-	kick     chan struct{}        // wakes the outbox dispatcher
-	closers  []func() error
-	listener string // socket the daemon serves, once serving
+	mu        sync.Mutex
+	jobs      []job // scheduled by the daemon
+	cron      *cron.Cron
+	entries   map[cron.EntryID]string // cron entry → job name, for next-run times
+	runCtx    context.Context         // cancelled when the daemon stops; jobs run under it
+	loops     []func(ctx context.Context)
+	reloaders []reloader
+	reload    <-chan struct{}
+	reloadMu  sync.Mutex // one reload at a time
+	notifier  notify.Notifier
+	progress  io.Writer
+	inv       atomic.Pointer[inventory.Inventory] // nil without an inventory file
+	kick      chan struct{}                       // wakes the outbox dispatcher
+	closers   []func() error
+	listener  string // socket the daemon serves, once serving
+	// running counts jobs, loops and calls in progress: the store closes after them.
+	running runGroup
 }
+
+// config is the configuration in force (Reload replaces it).
+func (a *App) config() *config.Config { return a.conf.Load() }
+
+// inventory is the inventory in force, nil without an inventory file.
+func (a *App) inventory() *inventory.Inventory { return a.inv.Load() }
 
 // Open opens the store and builds every component. It fails with store.ErrLocked when
 // another process (normally the daemon) holds the store.
@@ -75,16 +96,19 @@ func Open(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 		return nil, err
 	}
 	a := &App{
-		cfg:      cfg,
 		log:      opts.Logger,
 		now:      opts.Now,
 		store:    st,
 		reg:      prometheus.NewRegistry(),
 		methods:  map[string]method{},
+		starts:   map[string]starter{},
+		ops:      NewRunner(opts.Logger.With("component", "ops"), opts.Now),
 		started:  opts.Now(),
 		notifier: opts.Notifier,
 		progress: opts.Progress,
+		reload:   opts.Reload,
 	}
+	a.conf.Store(cfg)
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, setup := range components {
 		if err := setup(ctx, a); err != nil {
@@ -98,14 +122,22 @@ func Open(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 // components build the parts of an App in order; each registers its methods and jobs.
 var components = []func(ctx context.Context, a *App) error{
 	setupCore,
+	setupOps,
 	setupNotify,
 	setupTracker,
 	setupInventory,
 	setupRollout,
+	setupWindows,
+	setupReload,
 }
 
-// Close releases the store and whatever components hold.
+// Close releases the store and whatever components hold, once running jobs, loops and
+// calls have returned (a stopping daemon has cancelled their context).
 func (a *App) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), a.config().Shutdown)
+	a.ops.Shutdown(ctx)
+	cancel()
+	a.running.wait(context.Background())
 	var errs []error
 	for i := len(a.closers) - 1; i >= 0; i-- {
 		errs = append(errs, a.closers[i]())
@@ -126,13 +158,141 @@ type method func(ctx context.Context, args json.RawMessage) (any, error)
 // handle registers a typed method.
 func handle[A any](a *App, name string, fn func(ctx context.Context, args A) (any, error)) {
 	a.methods[name] = func(ctx context.Context, raw json.RawMessage) (any, error) {
-		var args A
-		if len(raw) > 0 && string(raw) != "null" {
-			if err := json.Unmarshal(raw, &args); err != nil {
-				return nil, &Error{Kind: KindUsage, Msg: fmt.Sprintf("bad arguments for %s: %v", name, err)}
-			}
+		args, err := decodeArgs[A](name, raw)
+		if err != nil {
+			return nil, err
 		}
 		return fn(ctx, args)
+	}
+}
+
+// decodeArgs decodes a method's arguments strictly: an unknown field is an error (a CLI
+// newer than its daemon must not have arguments silently dropped), and so is trailing data.
+func decodeArgs[A any](name string, raw json.RawMessage) (A, error) {
+	var args A
+	if len(raw) == 0 || string(raw) == "null" {
+		return args, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(&args)
+	if err == nil && dec.More() {
+		err = errors.New("data after the arguments")
+	}
+	if err != nil {
+		return args, &Error{Kind: KindUsage, Msg: fmt.Sprintf("bad arguments for %s: %v", name, err)}
+	}
+	return args, nil
+}
+
+// starter accepts an operation: it checks the arguments on the caller's request, then
+// hands the work to the runner.
+type starter func(ctx context.Context, raw json.RawMessage) (*Op, error)
+
+// handleOp registers a method that runs as an operation of the daemon. accept checks the
+// arguments and returns the hosts the operation holds and its work; the work runs on the
+// runner's context, so it ends as it would have whatever happens to the caller, and the
+// store stays open until it has. Called as a plain method, it waits for the end and
+// returns the work's result.
+func handleOp[A any](a *App, name string, accept func(ctx context.Context, args A) (hosts []string, run func(ctx context.Context, op *Op) (any, error), err error)) {
+	a.starts[name] = func(ctx context.Context, raw json.RawMessage) (*Op, error) {
+		args, err := decodeArgs[A](name, raw)
+		if err != nil {
+			return nil, err
+		}
+		hosts, run, err := accept(ctx, args)
+		if err != nil {
+			return nil, err
+		}
+		return a.ops.Start(name, hosts, callerOf(ctx).String(), func(ctx context.Context, op *Op) (any, error) {
+			done, ok := a.running.add(ctx)
+			if !ok {
+				return nil, ctx.Err()
+			}
+			defer done()
+			return run(ctx, op)
+		})
+	}
+	a.methods[name] = func(ctx context.Context, raw json.RawMessage) (any, error) {
+		o, err := a.starts[name](ctx, raw)
+		if err != nil {
+			return nil, err
+		}
+		select {
+		case <-o.Done():
+		case <-ctx.Done():
+			return nil, fmt.Errorf("operation %s goes on in the daemon: %w", o.ID(), ctx.Err())
+		}
+		evs, _, _ := o.Events(0)
+		done := evs[len(evs)-1]
+		if done.Error != nil {
+			return nil, done.Error
+		}
+		return done.Result, nil
+	}
+}
+
+// Start accepts an operation in this process (the daemon, or a CLI without one) and
+// returns it running.
+func (a *App) Start(ctx context.Context, name string, args json.RawMessage) (*Op, error) {
+	s, ok := a.starts[name]
+	if !ok {
+		if _, plain := a.methods[name]; plain {
+			return nil, &Error{Kind: KindUsage, Msg: fmt.Sprintf("%s is not an operation", name)}
+		}
+		return nil, &Error{Kind: KindUsage, Msg: fmt.Sprintf("unknown method %q", name)}
+	}
+	if err := a.checkAccess(name, callerOf(ctx)); err != nil {
+		return nil, err
+	}
+	return s(ctx, args)
+}
+
+// Ops is the operation runner.
+func (a *App) Ops() *Runner { return a.ops }
+
+// runGroup counts what runs (jobs, loops, calls) so the store is closed only after them.
+// Unlike a WaitGroup it may gain members while someone waits.
+type runGroup struct {
+	mu   sync.Mutex
+	n    int
+	idle chan struct{} // closed when n drops to 0; nil while n is 0
+}
+
+// add counts one more runner unless ctx is already done; done must be called once.
+func (g *runGroup) add(ctx context.Context) (done func(), ok bool) {
+	if ctx.Err() != nil {
+		return nil, false
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.n == 0 {
+		g.idle = make(chan struct{})
+	}
+	g.n++
+	return sync.OnceFunc(func() {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		if g.n--; g.n == 0 {
+			close(g.idle)
+			g.idle = nil
+		}
+	}), true
+}
+
+// wait returns true once nothing runs, false if ctx ends first.
+func (g *runGroup) wait(ctx context.Context) bool {
+	g.mu.Lock()
+	idle := g.idle
+	g.mu.Unlock()
+	if idle == nil {
+		return true
+	}
+	select {
+	case <-idle:
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }
 
@@ -143,6 +303,14 @@ func (a *App) Call(ctx context.Context, name string, args json.RawMessage) (json
 	if !ok {
 		return nil, &Error{Kind: KindUsage, Msg: fmt.Sprintf("unknown method %q", name)}
 	}
+	if err := a.checkAccess(name, callerOf(ctx)); err != nil {
+		return nil, err
+	}
+	done, ok := a.running.add(ctx)
+	if !ok {
+		return nil, ctx.Err()
+	}
+	defer done()
 	res, err := m(ctx, args)
 	if err != nil {
 		return nil, err
@@ -160,6 +328,7 @@ const (
 	KindUsage       = "usage"
 	KindFailed      = "failed"
 	KindUnavailable = "unavailable"
+	KindDenied      = "denied" // the caller may not call this method
 )
 
 // Error is a method failure with a kind.
@@ -173,12 +342,24 @@ func (e *Error) Error() string { return e.Msg }
 // job is a scheduled task of the daemon.
 type job struct {
 	name     string
-	schedule string // cron spec
+	schedule string // cron spec; "" = not scheduled (e.g. no inventory file)
 	jitter   time.Duration
+	atStart  bool // also run once as soon as the daemon starts, without jitter
 	run      func(ctx context.Context) error
+	wrapped  cron.Job // run on cron ticks: skips a tick while the previous run goes on
 }
 
 func (a *App) addJob(j job) { a.jobs = append(a.jobs, j) }
+
+// setSchedule changes a job's schedule (a reload); the daemon reschedules afterwards.
+// Callers hold a.mu.
+func (a *App) setSchedule(name, schedule string, jitter time.Duration) {
+	for i := range a.jobs {
+		if a.jobs[i].name == name {
+			a.jobs[i].schedule, a.jobs[i].jitter = schedule, jitter
+		}
+	}
+}
 
 // Status is what `patchctl status` shows about the daemon and the store.
 type Status struct {
@@ -186,6 +367,7 @@ type Status struct {
 	Daemon      bool              `json:"daemon"`
 	Started     time.Time         `json:"started"`
 	Store       string            `json:"store"`
+	Config      string            `json:"config,omitempty"`
 	Schema      uint64            `json:"schema"`
 	Socket      string            `json:"socket,omitempty"`
 	Polls       []store.PollState `json:"polls"`
@@ -195,7 +377,7 @@ type Status struct {
 
 func setupCore(_ context.Context, a *App) error {
 	handle(a, "status", func(ctx context.Context, _ struct{}) (any, error) {
-		st := Status{Version: Version, Started: a.started, Store: a.store.Path()}
+		st := Status{Version: Version, Started: a.started, Store: a.store.Path(), Config: a.config().File}
 		a.mu.Lock()
 		st.Socket = a.listener
 		st.Daemon = a.listener != ""

@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/patchctl/patchctl/advisory"
+	"github.com/patchctl/patchctl/config"
 	"github.com/patchctl/patchctl/inventory"
 	"github.com/patchctl/patchctl/notify"
 	"github.com/patchctl/patchctl/store"
@@ -30,47 +32,72 @@ type FleetReport struct {
 }
 
 type fleet struct {
-	a        *App
-	inv      *inventory.Inventory
-	feed     *advisory.Feed
-	discover *inventory.Discoverer
-	hosts    *prometheus.GaugeVec
-	exposed  *prometheus.GaugeVec
-	polls    *prometheus.CounterVec
+	a       *App
+	state   atomic.Pointer[fleetState] // replaced by a reload
+	sem     chan struct{}              // one pass at a time
+	hosts   *prometheus.GaugeVec
+	exposed *prometheus.GaugeVec
+	polls   *prometheus.CounterVec
 }
 
-func setupInventory(_ context.Context, a *App) error {
-	ic := a.cfg.Inventory
+// fleetState is what a pass works from; a pass uses one state from start to end.
+type fleetState struct {
+	inv      *inventory.Inventory // nil without an inventory file
+	feed     *advisory.Feed
+	discover *inventory.Discoverer
+}
+
+// loadFleet reads the advisory feeds and the inventory file of cfg.
+func (a *App) loadFleet(cfg *config.Config) (*fleetState, error) {
+	ic := cfg.Inventory
 	feed, err := advisory.Load(ic.Advisories...)
 	if err != nil {
-		return fmt.Errorf("advisory feed: %w", err)
+		return nil, fmt.Errorf("advisory feed: %w", err)
 	}
-	f := &fleet{a: a, feed: feed}
+	st := &fleetState{feed: feed}
 	if ic.File != "" {
-		if f.inv, err = inventory.Load(ic.File); err != nil {
-			return err
+		if st.inv, err = inventory.Load(ic.File); err != nil {
+			return nil, err
 		}
-		a.inv = f.inv
 	}
-	f.discover = &inventory.Discoverer{
+	st.discover = &inventory.Discoverer{
 		Dial:         func(ctx context.Context, s transport.Spec) (inventory.Runner, error) { return transport.Dial(ctx, s) },
 		Concurrency:  ic.Concurrency,
 		StatsTimeout: ic.StatsTimeout,
 		Logger:       a.log.With("component", "inventory"),
 	}
+	return st, nil
+}
+
+func setupInventory(_ context.Context, a *App) error {
+	cfg := a.config()
+	st, err := a.loadFleet(cfg)
+	if err != nil {
+		return err
+	}
+	f := &fleet{a: a, sem: make(chan struct{}, 1)}
+	f.use(st)
 	f.hosts = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "patchctl_hosts", Help: "Inventoried hosts by environment and running version (\"unknown\" when unreadable)."}, []string{"environment", "version"})
 	f.exposed = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "patchctl_hosts_exposed", Help: "Hosts affected by known advisories, by the highest severity."}, []string{"environment", "severity"})
 	f.polls = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "patchctl_inventory_polls_total", Help: "Host version reads by outcome (answering, down)."}, []string{"outcome"})
 	a.reg.MustRegister(f.hosts, f.exposed, f.polls)
 
-	if f.inv != nil {
-		a.addJob(job{name: "inventory", schedule: ic.Schedule, run: func(ctx context.Context) error {
-			_, err := f.poll(ctx)
-			return err
-		}})
-	}
+	a.addJob(job{name: "inventory", schedule: inventorySchedule(cfg), atStart: true, run: func(ctx context.Context) error {
+		_, err := f.poll(ctx)
+		return err
+	}})
+	a.addReloader(func(_ context.Context, cfg *config.Config) (func(), error) {
+		st, err := a.loadFleet(cfg)
+		if err != nil {
+			return nil, err
+		}
+		return func() {
+			f.use(st)
+			a.setSchedule("inventory", inventorySchedule(cfg), 0)
+		}, nil
+	})
 	handle(a, "inventory.poll", func(ctx context.Context, _ struct{}) (any, error) {
-		if f.inv == nil {
+		if f.state.Load().inv == nil {
 			return nil, &Error{Kind: KindUsage, Msg: "no inventory configured (inventory.file in patchctl.yml)"}
 		}
 		return f.poll(ctx)
@@ -79,21 +106,53 @@ func setupInventory(_ context.Context, a *App) error {
 	return nil
 }
 
+// inventorySchedule is "" (no job) without an inventory file.
+func inventorySchedule(cfg *config.Config) string {
+	if cfg.Inventory.File == "" {
+		return ""
+	}
+	return cfg.Inventory.Schedule
+}
+
+// use switches to a loaded state; the App's inventory follows.
+func (f *fleet) use(st *fleetState) {
+	f.state.Store(st)
+	f.a.inv.Store(st.inv)
+}
+
 // poll reads every host, assesses it, and records changes with one alert per change.
+// Passes are serialised (a scheduled and a manual one would otherwise both see, and
+// alert, the same change); a caller waits for the running pass or gives up with ctx.
 func (f *fleet) poll(ctx context.Context) (FleetReport, error) {
-	a := f.a
-	obs := f.discover.Discover(ctx, f.inv.Hosts)
+	select {
+	case f.sem <- struct{}{}:
+	case <-ctx.Done():
+		return FleetReport{}, ctx.Err()
+	}
+	defer func() { <-f.sem }()
+	st := f.state.Load()
+	if st.inv == nil {
+		return FleetReport{}, nil
+	}
+	obs := st.discover.Discover(ctx, st.inv.Hosts)
 	if err := ctx.Err(); err != nil {
 		return FleetReport{}, err
 	}
+	return f.record(ctx, st, obs)
+}
+
+// record assesses one pass's observations and stores the hosts' state, the changes and
+// their alerts.
+func (f *fleet) record(ctx context.Context, st *fleetState, obs []inventory.Observation) (FleetReport, error) {
+	a := f.a
 	var releases []inventory.Release
-	feed := f.feed
+	feed := st.feed
 	var prev = map[string]inventory.State{}
 	expected := map[string]string{}
 	err := a.store.View(ctx, func(tx *store.Tx) error {
 		source := ""
-		if len(a.cfg.Tracker.Sources) > 0 {
-			source = a.cfg.Tracker.Sources[0].Name()
+		if srcs := a.config().Tracker.Sources; len(srcs) > 0 {
+			source = srcs[0].Name()
 		}
 		rs, err := tx.Releases(source)
 		if err != nil {
@@ -127,7 +186,7 @@ func (f *fleet) poll(ctx context.Context) (FleetReport, error) {
 			}
 			feed = feed.Merge(gh)
 		}
-		for _, h := range f.inv.Hosts {
+		for _, h := range st.inv.Hosts {
 			var st inventory.State
 			if ok, err := tx.Host(hostTrack, h.Name, &st); err != nil {
 				return err
@@ -158,6 +217,13 @@ func (f *fleet) poll(ctx context.Context) (FleetReport, error) {
 			if err := tx.PutHost(hostExposure, e.Host, e); err != nil {
 				return err
 			}
+			// A deploy's expected version is used up once the host is seen running it: a
+			// later change to that version would be unexpected again.
+			if v, ok := expected[e.Host]; ok && e.Version == v {
+				if err := tx.DeleteHost(HostExpectedVersion, e.Host); err != nil {
+					return err
+				}
+			}
 		}
 		for host, st := range next {
 			if err := tx.PutHost(hostTrack, host, st); err != nil {
@@ -166,14 +232,15 @@ func (f *fleet) poll(ctx context.Context) (FleetReport, error) {
 		}
 		for _, ev := range events {
 			msg := inventoryMessage(ev)
-			if _, err := tx.AppendEvent(store.Event{Kind: "inventory." + string(ev.Kind), Subject: ev.Host, Message: msg.Title}); err != nil {
-				return err
-			}
-			payload, err := notify.Envelope{Kind: "inventory." + string(ev.Kind), Message: &msg}.Encode()
+			env := notify.Envelope{Kind: "inventory." + string(ev.Kind), Message: &msg}
+			added, err := notify.Enqueue(tx, inventoryKey(prev[ev.Host], ev), env)
 			if err != nil {
 				return err
 			}
-			if _, err := tx.Enqueue(fmt.Sprintf("inventory:%s:%s:%d", ev.Host, ev.Kind, ev.At.UnixNano()), payload); err != nil {
+			if !added {
+				continue
+			}
+			if _, err := tx.AppendEvent(store.Event{Kind: "inventory." + string(ev.Kind), Subject: ev.Host, Message: msg.Title}); err != nil {
 				return err
 			}
 		}
@@ -187,6 +254,20 @@ func (f *fleet) poll(ctx context.Context) (FleetReport, error) {
 		a.wake()
 	}
 	return FleetReport{Hosts: exps, Environments: inventory.Summarize(exps)}, nil
+}
+
+// inventoryKey identifies one change of one host: the host, how many changes it had
+// before, and the change itself. Two passes that saw the same change from the same state
+// make the same key and alert once; the same change happening again later is new.
+func inventoryKey(prev inventory.State, ev inventory.Event) string {
+	detail := ""
+	switch ev.Kind {
+	case inventory.VersionChanged:
+		detail = ev.From + "->" + ev.To
+	case inventory.BecameExposed:
+		detail = strings.Join(ev.Advisories, ",")
+	}
+	return fmt.Sprintf("inventory:%s:%d:%s:%s", ev.Host, prev.Changes, ev.Kind, detail)
 }
 
 func (f *fleet) observe(exps []inventory.Exposure) {
@@ -217,8 +298,8 @@ func (f *fleet) report(ctx context.Context) (FleetReport, error) {
 			return err
 		}
 		for _, n := range names {
-			if f.inv != nil {
-				if _, ok := f.inv.Host(n); !ok {
+			if inv := f.state.Load().inv; inv != nil {
+				if _, ok := inv.Host(n); !ok {
 					continue // removed from the inventory
 				}
 			}

@@ -3,18 +3,24 @@ package app
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/patchctl/patchctl/config"
 	"github.com/patchctl/patchctl/notify"
 	"github.com/patchctl/patchctl/notify/slack"
 	"github.com/patchctl/patchctl/store"
 )
 
-// newNotifier picks the configured channel: a Slack webhook, a Slack bot, or the log.
-func (a *App) newNotifier() (notify.Notifier, string, error) {
-	s := a.cfg.Slack
+// newNotifier picks the configured channel: a Slack webhook, a Slack bot, or the log;
+// Options.Notifier (the demo's console) overrides them.
+func (a *App) newNotifier(cfg *config.Config) (notify.Notifier, string, error) {
+	if a.notifier != nil {
+		return a.notifier, "custom", nil
+	}
+	s := cfg.Slack
 	opts := []slack.Option{slack.WithTimeout(s.Timeout), slack.WithLogger(a.log)}
 	switch {
 	case s.WebhookURL != "":
@@ -28,21 +34,35 @@ func (a *App) newNotifier() (notify.Notifier, string, error) {
 }
 
 func setupNotify(_ context.Context, a *App) error {
-	n, desc, err := a.newNotifier()
+	cfg := a.config()
+	n, desc, err := a.newNotifier(cfg)
 	if err != nil {
 		return fmt.Errorf("slack: %w", err)
 	}
-	if a.notifier != nil { // set by Options, e.g. the demo's console
-		n, desc = a.notifier, "custom"
-	}
-	a.notifier = n
+	var channel atomic.Pointer[notifierDesc]
+	channel.Store(&notifierDesc{n, desc})
 	a.kick = make(chan struct{}, 1)
-	d := &notify.Dispatcher{
-		Store: a.store, Notifier: n, Logger: a.log.With("component", "outbox"),
-		MaxAttempts: a.cfg.Notify.MaxAttempts, MinBackoff: a.cfg.Notify.MinBackoff,
-		MaxBackoff: a.cfg.Notify.MaxBackoff, Now: a.now,
+	d := &notify.Dispatcher{Store: a.store, Logger: a.log.With("component", "outbox"), Now: a.now}
+	configure := func(cfg *config.Config, n notify.Notifier) func(d *notify.Dispatcher) {
+		return func(d *notify.Dispatcher) {
+			d.Notifier, d.MaxAttempts = n, cfg.Notify.MaxAttempts
+			d.MinBackoff, d.MaxBackoff = cfg.Notify.MinBackoff, cfg.Notify.MaxBackoff
+		}
 	}
-	a.addLoop(func(ctx context.Context) { d.Run(ctx, a.cfg.Notify.Interval, a.kick) })
+	d.Configure(configure(cfg, n))
+	a.addReloader(func(_ context.Context, cfg *config.Config) (func(), error) {
+		n, desc, err := a.newNotifier(cfg)
+		if err != nil {
+			return nil, fmt.Errorf("slack: %w", err)
+		}
+		return func() {
+			channel.Store(&notifierDesc{n, desc})
+			d.Configure(configure(cfg, n))
+		}, nil
+	})
+	a.addLoop(func(ctx context.Context) {
+		d.Run(ctx, func() time.Duration { return a.config().Notify.Interval }, a.kick)
+	})
 	a.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "patchctl_outbox_pending", Help: "Notifications waiting in the outbox.",
 	}, func() float64 {
@@ -58,6 +78,8 @@ func setupNotify(_ context.Context, a *App) error {
 		}
 		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
+		ch := channel.Load()
+		n, desc := ch.n, ch.desc
 		err := n.Notify(ctx, msg)
 		ev := store.Event{Kind: "notify.test", Subject: desc, Message: "test message delivered"}
 		if err != nil {
@@ -75,6 +97,12 @@ func setupNotify(_ context.Context, a *App) error {
 		return map[string]string{"channel": desc, "result": "delivered"}, nil
 	})
 	return nil
+}
+
+// notifierDesc is the alert channel in force and how `notify test` names it.
+type notifierDesc struct {
+	n    notify.Notifier
+	desc string
 }
 
 // wake asks the dispatcher to look at the outbox now (after a poll enqueued alerts).

@@ -53,52 +53,65 @@ const (
 )
 
 func setupRollout(_ context.Context, a *App) error {
-	r := rollout.New(a.store, rollout.Options{Logger: a.log.With("component", "rollout"), Now: a.now})
-	cache := artifact.New(a.cfg.Artifacts.Dir, a.log.With("component", "artifact"))
+	r := rollout.New(a.store, rollout.Options{Logger: a.log.With("component", "rollout"), Now: a.now, OnStep: a.streamStep})
+	cache := artifact.New(a.config().Artifacts.Dir, a.log.With("component", "artifact"))
 
-	handle(a, "deploy", func(ctx context.Context, args DeployArgs) (any, error) {
+	handleOp(a, "deploy", func(ctx context.Context, args DeployArgs) ([]string, func(context.Context, *Op) (any, error), error) {
 		if args.Version == "" {
-			return nil, &Error{Kind: KindUsage, Msg: "--version is required"}
+			return nil, nil, &Error{Kind: KindUsage, Msg: "--version is required"}
 		}
-		spec, closeT, err := a.hostSpec(ctx, args.Host)
-		if err != nil {
-			return nil, err
+		if err := a.knownHost(args.Host); err != nil {
+			return nil, nil, err
 		}
-		defer closeT()
-		art, err := a.resolveArtifact(ctx, cache, args)
-		if err != nil {
-			return nil, err
-		}
-		opts := rollout.DeployOptions{DryRun: args.DryRun, SmokeTimeout: args.SmokeTimeout}
-		if opts.SmokeTimeout == 0 {
-			opts.SmokeTimeout = smokeTimeout(spec)
-		}
-		if !args.DryRun {
-			// The inventory must not report the coming version change as unexpected.
-			if err := a.store.Update(ctx, func(tx *store.Tx) error {
-				return tx.PutHost(HostExpectedVersion, args.Host, args.Version)
-			}); err != nil {
+		return []string{args.Host}, func(ctx context.Context, op *Op) (any, error) {
+			spec, closeT, err := a.hostSpec(ctx, args.Host)
+			if err != nil {
 				return nil, err
 			}
-		}
-		res, err := r.Deploy(ctx, spec, rollout.Artifact{Path: art.Path, Version: art.Version}, opts)
-		a.wake()
-		return opReply(res, &art, err)
+			defer closeT()
+			op.Emit(OpEvent{Type: EventStep, Host: args.Host, Step: "resolve", Message: "nutcracker " + args.Version})
+			art, err := a.resolveArtifact(ctx, cache, args)
+			if err != nil {
+				return nil, err
+			}
+			opts := rollout.DeployOptions{DryRun: args.DryRun, SmokeTimeout: args.SmokeTimeout}
+			if opts.SmokeTimeout == 0 {
+				opts.SmokeTimeout = smokeTimeout(spec)
+			}
+			var restore func()
+			if !args.DryRun {
+				// The inventory must not report the coming version change as unexpected.
+				if restore, err = a.expectVersion(ctx, args.Host, args.Version); err != nil {
+					return nil, err
+				}
+			}
+			res, err := r.Deploy(ctx, spec, rollout.Artifact{Path: art.Path, Version: art.Version}, opts)
+			if restore != nil && (err != nil || (res.Operation.State != rollout.OpSucceeded && !res.Unchanged)) {
+				restore()
+			}
+			a.wake()
+			return opReply(res, &art, err)
+		}, nil
 	})
-	handle(a, "rollback", func(ctx context.Context, args RollbackArgs) (any, error) {
-		spec, closeT, err := a.hostSpec(ctx, args.Host)
-		if err != nil {
-			return nil, err
+	handleOp(a, "rollback", func(ctx context.Context, args RollbackArgs) ([]string, func(context.Context, *Op) (any, error), error) {
+		if err := a.knownHost(args.Host); err != nil {
+			return nil, nil, err
 		}
-		defer closeT()
-		res, err := r.Rollback(ctx, spec, args.To)
-		if err == nil {
-			err = a.store.Update(ctx, func(tx *store.Tx) error {
-				return tx.PutHost(HostExpectedVersion, args.Host, res.Operation.ToVersion)
-			})
-		}
-		a.wake()
-		return opReply(res, nil, err)
+		return []string{args.Host}, func(ctx context.Context, op *Op) (any, error) {
+			spec, closeT, err := a.hostSpec(ctx, args.Host)
+			if err != nil {
+				return nil, err
+			}
+			defer closeT()
+			res, err := r.Rollback(ctx, spec, args.To)
+			if err == nil {
+				err = a.store.Update(ctx, func(tx *store.Tx) error {
+					return tx.PutHost(HostExpectedVersion, args.Host, res.Operation.ToVersion)
+				})
+			}
+			a.wake()
+			return opReply(res, nil, err)
+		}, nil
 	})
 	handle(a, "history", func(ctx context.Context, args HostArgs) (any, error) {
 		if err := a.knownHost(args.Host); err != nil {
@@ -116,10 +129,11 @@ func setupRollout(_ context.Context, a *App) error {
 	// A deploy interrupted by a crash is finished or undone as soon as the daemon is back,
 	// not only when someone next touches the host.
 	a.addLoop(func(ctx context.Context) {
-		if a.inv == nil {
+		inv := a.inventory()
+		if inv == nil {
 			return
 		}
-		for _, h := range a.inv.Hosts {
+		for _, h := range inv.Hosts {
 			if h.Deploy == nil || ctx.Err() != nil {
 				continue
 			}
@@ -137,6 +151,33 @@ func setupRollout(_ context.Context, a *App) error {
 		}
 	})
 	return nil
+}
+
+// outcome is the end state of the operation the reply reports.
+func (r OpReply) outcome() string {
+	switch {
+	case r.Error == "":
+		return OpSucceeded
+	case r.Operation.State == rollout.OpRolledBack:
+		return OpRolledBack
+	case r.Operation.State == rollout.OpAborted:
+		return OpAborted
+	}
+	return OpFailed
+}
+
+// streamStep shows a rollout step to whoever follows the operation holding its host;
+// a step that failed is shown before the next one starts.
+func (a *App) streamStep(op rollout.Operation) {
+	o := a.ops.OnHost(op.Host)
+	if o == nil {
+		return
+	}
+	if n := len(op.Steps); n >= 2 && op.Steps[n-2].Error != "" {
+		prev := op.Steps[n-2]
+		o.Emit(OpEvent{Type: EventInfo, Host: op.Host, Step: string(prev.Step), Message: "failed: " + prev.Error})
+	}
+	o.Emit(OpEvent{Type: EventStep, Host: op.Host, Step: string(op.Step), Message: op.Kind + " " + op.ID + " → " + op.ToVersion})
 }
 
 func opReply(res rollout.Result, art *artifact.Artifact, err error) (any, error) {
@@ -164,24 +205,61 @@ func smokeTimeout(spec rollout.HostSpec) time.Duration {
 }
 
 func (a *App) knownHost(name string) error {
-	if a.inv == nil {
-		return &Error{Kind: KindUsage, Msg: "no inventory configured (inventory.file in patchctl.yml)"}
+	_, err := a.inventoryHost(name)
+	return err
+}
+
+// inventoryHost looks a host up in the inventory in force.
+func (a *App) inventoryHost(name string) (inventory.Host, error) {
+	inv := a.inventory()
+	if inv == nil {
+		return inventory.Host{}, &Error{Kind: KindUsage, Msg: "no inventory configured (inventory.file in patchctl.yml)"}
 	}
-	if _, ok := a.inv.Host(name); !ok {
-		return &Error{Kind: KindUsage, Msg: fmt.Sprintf("no host %q in %s", name, a.cfg.Inventory.File)}
+	h, ok := inv.Host(name)
+	if !ok {
+		return inventory.Host{}, &Error{Kind: KindUsage, Msg: fmt.Sprintf("no host %q in %s", name, a.config().Inventory.File)}
 	}
-	return nil
+	return h, nil
+}
+
+// expectVersion records that a deploy is installing version on host, so the inventory
+// does not report reaching it as unexpected. The returned func puts back what was expected
+// before, for a deploy that does not end on that version: otherwise a later unexpected
+// change to it would raise no alert.
+func (a *App) expectVersion(ctx context.Context, host, version string) (restore func(), err error) {
+	var prev string
+	var had bool
+	err = a.store.Update(ctx, func(tx *store.Tx) error {
+		if had, err = tx.Host(HostExpectedVersion, host, &prev); err != nil {
+			return err
+		}
+		return tx.PutHost(HostExpectedVersion, host, version)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return func() {
+		err := a.store.Update(context.WithoutCancel(ctx), func(tx *store.Tx) error {
+			if had {
+				return tx.PutHost(HostExpectedVersion, host, prev)
+			}
+			return tx.DeleteHost(HostExpectedVersion, host)
+		})
+		if err != nil {
+			a.log.Error("cannot restore the expected version", "host", host, "err", err)
+		}
+	}, nil
 }
 
 // hostSpec builds the rollout's view of an inventory host and dials its transport; the
 // returned func closes the transport.
 func (a *App) hostSpec(ctx context.Context, name string) (rollout.HostSpec, func(), error) {
-	if err := a.knownHost(name); err != nil {
+	h, err := a.inventoryHost(name)
+	if err != nil {
 		return rollout.HostSpec{}, nil, err
 	}
-	h, _ := a.inv.Host(name)
 	if h.Deploy == nil {
-		return rollout.HostSpec{}, nil, &Error{Kind: KindUsage, Msg: fmt.Sprintf("host %s has no deploy settings in %s", name, a.cfg.Inventory.File)}
+		return rollout.HostSpec{}, nil, &Error{Kind: KindUsage, Msg: fmt.Sprintf("host %s has no deploy settings in %s", name, a.config().Inventory.File)}
 	}
 	t, err := transport.Dial(ctx, *h.Transport)
 	if err != nil {
@@ -203,7 +281,7 @@ func toHostSpec(h inventory.Host, t transport.Transport) rollout.HostSpec {
 // first configured source that has it.
 func (a *App) resolveArtifact(ctx context.Context, cache *artifact.Cache, args DeployArgs) (artifact.Artifact, error) {
 	var progress io.Writer = a.progress
-	sources := a.cfg.Artifacts.Sources
+	sources := a.config().Artifacts.Sources
 	if args.Binary != "" {
 		sources = []artifact.Source{{Kind: artifact.KindBinary, Path: args.Binary}}
 	}

@@ -3,8 +3,9 @@ package app
 import (
 	"context"
 	"sort"
-	"sync"
+	"sync/atomic"
 
+	"github.com/patchctl/patchctl/config"
 	"github.com/patchctl/patchctl/store"
 	"github.com/patchctl/patchctl/tracker"
 )
@@ -22,23 +23,46 @@ type ReleasesArgs struct {
 
 func setupTracker(_ context.Context, a *App) error {
 	m := tracker.NewMetrics(a.reg)
-	watches, err := tracker.Watches(a.cfg, a.store, m, a.log.With("component", "tracker"))
+	build := func(cfg *config.Config) (*tracker.Tracker, error) {
+		watches, err := tracker.Watches(cfg, a.store, m, a.log.With("component", "tracker"))
+		if err != nil {
+			return nil, err
+		}
+		return tracker.New(a.store, watches, tracker.Options{
+			Keywords: cfg.Tracker.SecurityKeywords, Logger: a.log.With("component", "tracker"), Metrics: m, Now: a.now}), nil
+	}
+	cfg := a.config()
+	first, err := build(cfg)
 	if err != nil {
 		return err
 	}
-	t := tracker.New(a.store, watches, tracker.Options{
-		Keywords: a.cfg.Tracker.SecurityKeywords, Logger: a.log.With("component", "tracker"), Metrics: m, Now: a.now})
+	var current atomic.Pointer[tracker.Tracker]
+	current.Store(first)
+	a.addReloader(func(_ context.Context, cfg *config.Config) (func(), error) {
+		t, err := build(cfg)
+		if err != nil {
+			return nil, err
+		}
+		return func() {
+			current.Store(t)
+			a.setSchedule("poll", cfg.Tracker.Schedule, cfg.Tracker.Jitter)
+		}, nil
+	})
 	// A poll asked for on the CLI waits for a scheduled one that is running, rather than
-	// overlapping it; the scheduler itself skips overlapping runs.
-	var mu sync.Mutex
+	// overlapping it, and gives up when its caller or the daemon stops.
+	sem := make(chan struct{}, 1)
 	poll := func(ctx context.Context) (tracker.Report, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		rep, err := t.Poll(ctx)
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			return tracker.Report{}, ctx.Err()
+		}
+		defer func() { <-sem }()
+		rep, err := current.Load().Poll(ctx)
 		a.wake()
 		return rep, err
 	}
-	a.addJob(job{name: "poll", schedule: a.cfg.Tracker.Schedule, jitter: a.cfg.Tracker.Jitter, run: func(ctx context.Context) error {
+	a.addJob(job{name: "poll", schedule: cfg.Tracker.Schedule, jitter: cfg.Tracker.Jitter, atStart: true, run: func(ctx context.Context) error {
 		_, err := poll(ctx)
 		return err
 	}})
@@ -57,7 +81,7 @@ func setupTracker(_ context.Context, a *App) error {
 			return nil, err
 		}
 		tracker.SortReleases(list.Releases)
-		for _, src := range a.cfg.Tracker.Sources {
+		for _, src := range a.config().Tracker.Sources {
 			var mine []store.Release
 			for _, r := range list.Releases {
 				if r.Source == src.Name() {

@@ -2,14 +2,17 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"os/signal"
 	"sort"
 	"strings"
+	"syscall"
 
 	"github.com/patchctl/patchctl/app"
-	"github.com/patchctl/patchctl/artifact"
 	"github.com/patchctl/patchctl/inventory"
 	"github.com/patchctl/patchctl/store"
 )
@@ -22,6 +25,8 @@ func init() {
 	commands = []spec{
 		{name: "daemon", synopsis: "run the daemon: scheduled polls, alerts, API socket, metrics",
 			build: func(env *Env, fs *flag.FlagSet) Command { return &daemonCmd{env: env} }},
+		{name: "reload", synopsis: "make the daemon re-read patchctl.yml and the inventory (as SIGHUP does); a bad file changes nothing",
+			build: func(env *Env, fs *flag.FlagSet) Command { return &reloadCmd{env: env} }},
 		{name: "status", synopsis: "show the daemon, the store and the latest polls",
 			build: func(env *Env, fs *flag.FlagSet) Command { return &statusCmd{env: env} }},
 		{name: "events", synopsis: "show the event log: what happened, when, why",
@@ -42,34 +47,13 @@ func (e *Env) call(ctx context.Context, method string, args, result any) error {
 	return e.callWith(ctx, app.Options{}, method, args, result)
 }
 
-// callProgress is call with download progress shown on a terminal when the CLI runs the
-// method itself.
-func (e *Env) callProgress(ctx context.Context, method string, args, result any) error {
-	var opts app.Options
-	if f := e.progressFile(); f != nil {
-		if w := artifact.ProgressOutput(f); w != nil {
-			opts.Progress = w
-		}
-	}
-	return e.callWith(ctx, opts, method, args, result)
-}
-
 func (e *Env) callWith(ctx context.Context, opts app.Options, method string, args, result any) error {
 	cfg, err := e.Config()
 	if err != nil {
 		return err
 	}
 	opts.Logger = e.Logger()
-	err = app.Do(ctx, cfg, opts, method, args, result)
-	if ae, ok := err.(*app.Error); ok {
-		switch ae.Kind {
-		case app.KindUsage:
-			return usageErr(ae)
-		case app.KindUnavailable:
-			return fmt.Errorf("%w: %s", errNoDaemon, ae.Msg)
-		}
-	}
-	return err
+	return e.apiError(app.Do(ctx, cfg, opts, method, args, result))
 }
 
 var errNoDaemon = app.ErrNoDaemon
@@ -82,12 +66,53 @@ func (c *daemonCmd) Run(ctx context.Context) error {
 		return err
 	}
 	log := c.env.Logger()
-	a, err := app.Open(ctx, cfg, app.Options{Logger: log})
+	// SIGHUP reloads the configuration, as `patchctl reload` does.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	reload := make(chan struct{}, 1)
+	go func() {
+		for {
+			select {
+			case <-hup:
+				select {
+				case reload <- struct{}{}:
+				default: // one is already waiting
+				}
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	a, err := app.Open(ctx, cfg, app.Options{Logger: log, Reload: reload})
+	if ae := (*app.Error)(nil); errors.As(err, &ae) && ae.Kind == app.KindUsage {
+		return usageErr(err) // the configuration contradicts the store (a pinned version it does not know)
+	}
 	if err != nil {
 		return err
 	}
 	defer a.Close()
 	return a.Serve(ctx, nil)
+}
+
+type reloadCmd struct{ env *Env }
+
+func (c *reloadCmd) Run(ctx context.Context) error {
+	cfg, err := c.env.Config()
+	if err != nil {
+		return err
+	}
+	var res app.ReloadResult
+	if err := app.NewClient(cfg.Socket).Call(ctx, "reload", nil, &res); err != nil {
+		return err
+	}
+	return c.env.emit(res, func(w io.Writer) {
+		fmt.Fprintf(w, "reloaded %s", res.Config)
+		if res.Inventory != "" {
+			fmt.Fprintf(w, " and %s (%d hosts)", res.Inventory, res.Hosts)
+		}
+		fmt.Fprintln(w)
+	})
 }
 
 type statusCmd struct{ env *Env }

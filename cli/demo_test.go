@@ -68,9 +68,10 @@ func TestRestartBetweenPolls(t *testing.T) {
 		if code != cli.ExitOK {
 			t.Fatalf("poll %d: exit %d %s%s", i, code, out, errOut)
 		}
-		wantOutcome := map[int]string{0: `"outcome": "ok"`, 1: `"outcome": "unchanged"`}[i]
-		if !strings.Contains(out, wantOutcome) {
-			t.Fatalf("poll %d: want %s:\n%s", i, wantOutcome, out)
+		// The first daemon's start-up poll may have recorded everything already.
+		if i == 1 && !strings.Contains(out, `"outcome": "unchanged"`) ||
+			!strings.Contains(out, `"outcome": "ok"`) && !strings.Contains(out, `"outcome": "unchanged"`) {
+			t.Fatalf("poll %d: want ok or, after a restart, unchanged:\n%s", i, out)
 		}
 		// Let the dispatcher deliver, then stop the daemon.
 		for start := time.Now(); alerts.Load() < 1 && time.Since(start) < 10*time.Second; time.Sleep(20 * time.Millisecond) {

@@ -23,8 +23,9 @@ func init() {
 }
 
 type deployCmd struct {
-	env  *Env
-	args app.DeployArgs
+	env    *Env
+	args   app.DeployArgs
+	detach bool
 }
 
 func newDeployCmd(env *Env, fs *flag.FlagSet) Command {
@@ -34,6 +35,7 @@ func newDeployCmd(env *Env, fs *flag.FlagSet) Command {
 	fs.StringVar(&c.args.Binary, "binary", "", "deploy this local nutcracker `file` instead of the configured artifact sources")
 	fs.BoolVar(&c.args.DryRun, "dry-run", false, "show what would happen, touch nothing")
 	fs.DurationVar(&c.args.SmokeTimeout, "smoke-timeout", 0, "bound on each smoke test (default 10s for pidfile hosts, 45s otherwise)")
+	detachFlag(fs, &c.detach)
 	return c
 }
 
@@ -41,22 +43,20 @@ func (c *deployCmd) Run(ctx context.Context) error {
 	if c.args.Host == "" {
 		return usagef("--host is required")
 	}
-	var rep app.OpReply
-	if err := c.env.callProgress(ctx, "deploy", c.args, &rep); err != nil {
-		return err
-	}
-	return c.env.showOp(rep)
+	return c.env.runOp(ctx, "deploy", c.args, c.detach)
 }
 
 type rollbackCmd struct {
-	env  *Env
-	args app.RollbackArgs
+	env    *Env
+	args   app.RollbackArgs
+	detach bool
 }
 
 func newRollbackCmd(env *Env, fs *flag.FlagSet) Command {
 	c := &rollbackCmd{env: env}
 	fs.StringVar(&c.args.Host, "host", "", "inventory `host` to roll back (required)")
 	fs.StringVar(&c.args.To, "to", "", "a `version` or slot to go back to (default: the previous good build)")
+	detachFlag(fs, &c.detach)
 	return c
 }
 
@@ -64,15 +64,12 @@ func (c *rollbackCmd) Run(ctx context.Context) error {
 	if c.args.Host == "" {
 		return usagef("--host is required")
 	}
-	var rep app.OpReply
-	if err := c.env.call(ctx, "rollback", c.args, &rep); err != nil {
-		return err
-	}
-	return c.env.showOp(rep)
+	return c.env.runOp(ctx, "rollback", c.args, c.detach)
 }
 
-// showOp prints an operation's steps; a failed operation exits 1.
-func (e *Env) showOp(rep app.OpReply) error {
+// showOp prints an operation's outcome, with its steps unless they were streamed; a
+// failed operation exits 1.
+func (e *Env) showOp(rep app.OpReply, streamed bool) error {
 	op := rep.Operation
 	if err := e.emit(rep, func(w io.Writer) {
 		switch {
@@ -87,7 +84,9 @@ func (e *Env) showOp(rep app.OpReply) error {
 			return
 		}
 		fmt.Fprintf(w, "%s %s on %s: %s → %s: %s\n", op.Kind, op.ID, op.Host, dash(op.FromVersion), op.ToVersion, op.State)
-		writeSteps(w, op.Steps)
+		if !streamed {
+			writeSteps(w, op.Steps)
+		}
 		if len(rep.Pruned) > 0 {
 			fmt.Fprintf(w, "removed old slots: %s\n", strings.Join(rep.Pruned, ", "))
 		}

@@ -2,7 +2,6 @@ package cli_test
 
 import (
 	"encoding/json"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -11,7 +10,6 @@ import (
 	"testing"
 
 	"github.com/patchctl/patchctl/cli"
-	"github.com/patchctl/patchctl/internal/testenv"
 )
 
 // killUnder kills the processes whose executable lives under dir (the proxies a test deployed).
@@ -33,32 +31,7 @@ func killUnder(dir string) {
 // backends from the command line: install 0.4.1 from its Debian package, upgrade to 0.5.0,
 // roll back in one command, and read the history and the slots.
 func TestDeployAndRollbackCommands(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Fatal("deploys run nutcracker as the unprivileged nutcracker user: run as root (CI does)")
-	}
-	redis, mc := testenv.Redis(t), testenv.Memcached(t)
-	root, err := os.MkdirTemp("", "cli-deploy-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.Chmod(root, 0o755)
-	t.Cleanup(func() { killUnder(root); os.RemoveAll(root) })
-	conf := filepath.Join(root, "nutcracker.yml")
-	os.WriteFile(conf, []byte(fmt.Sprintf("r:\n  listen: %s\n  redis: true\n  timeout: 400\n  servers:\n   - %s:1\nm:\n  listen: %s\n  timeout: 400\n  servers:\n   - %s:1\n",
-		testenv.Addr(testenv.FreePort(t)), redis.Addr, testenv.Addr(testenv.FreePort(t)), mc.Addr)), 0o644)
-	inv := writeFile(t, "inventory.yml", fmt.Sprintf(`hosts:
-  - name: proxy-1
-    environment: staging
-    stats: %s
-    config: %s
-    transport: {type: local}
-    deploy:
-      root: %s
-      restart: pidfile
-      user: nutcracker
-`, testenv.Addr(testenv.FreePort(t)), conf, filepath.Join(root, "nc")))
-	cfg := writeConfig(t, fmt.Sprintf("inventory:\n  file: %s\nartifacts:\n  sources:\n    - kind: deb\n      path: %s\n",
-		inv, filepath.Join(testenv.BinDir(), "nutcracker_{{.Version}}.deb")))
+	cfg := newDeployHost(t).cfg
 
 	deploy := func(args ...string) (int, string, string) {
 		return run(t, nil, append([]string{"--config", cfg}, args...)...)

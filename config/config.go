@@ -22,6 +22,7 @@ type Config struct {
 	DataDir     string        `yaml:"data_dir" json:"data_dir"`
 	Socket      string        `yaml:"socket" json:"socket"`
 	SocketGroup string        `yaml:"socket_group" json:"socket_group,omitempty"`
+	API         API           `yaml:"api" json:"api"`
 	Log         Log           `yaml:"log" json:"log"`
 	Metrics     Metrics       `yaml:"metrics" json:"metrics"`
 	GitHub      GitHub        `yaml:"github" json:"github"`
@@ -30,11 +31,26 @@ type Config struct {
 	Notify      Notify        `yaml:"notify" json:"notify"`
 	Inventory   Inventory     `yaml:"inventory" json:"inventory"`
 	Artifacts   Artifacts     `yaml:"artifacts" json:"artifacts"`
+	Patching    Patching      `yaml:"patching" json:"patching"`
 	Shutdown    time.Duration `yaml:"shutdown_timeout" json:"shutdown_timeout"`
 
 	// File is where the configuration was read from ("" for defaults).
 	File string `yaml:"-" json:"file,omitempty"`
+
+	root *yaml.Node // the parsed document, to name lines in errors found after loading
 }
+
+// API restricts what callers on the socket may do.
+type API struct {
+	// AllowUsers and AllowGroups (names or numeric ids) may run changing operations
+	// (deploy, rollback, adopt, rollouts, reload, notify retry, abort). Both empty: anyone
+	// who can open the socket. Reading stays open to everyone who can open the socket.
+	AllowUsers  []string `yaml:"allow_users" json:"allow_users"`
+	AllowGroups []string `yaml:"allow_groups" json:"allow_groups"`
+}
+
+// Restricted reports whether changing operations are limited to listed users and groups.
+func (a API) Restricted() bool { return len(a.AllowUsers)+len(a.AllowGroups) > 0 }
 
 // Log selects the log level and format.
 type Log struct {
@@ -122,6 +138,7 @@ func Default() Config {
 		Slack:     Slack{APIURL: "https://slack.com/api/", Timeout: 15 * time.Second},
 		Notify:    Notify{MaxAttempts: 12, MinBackoff: 2 * time.Second, MaxBackoff: 10 * time.Minute, Interval: 5 * time.Second},
 		Inventory: defaultInventory(),
+		Patching:  Patching{Reminder: 24 * time.Hour},
 		Shutdown:  10 * time.Second,
 	}
 }
@@ -196,10 +213,17 @@ func Parse(name string, r io.Reader) (*Config, error) {
 			return nil, yamlError(name, err)
 		}
 	}
+	cfg.root = &root
 	if errs := cfg.validate(&root); len(errs) > 0 {
 		return nil, errs
 	}
 	return &cfg, nil
+}
+
+// ErrorAt is a problem found after loading (for example a pinned version the store does not
+// know), located at the field's line in the file.
+func (c *Config) ErrorAt(field, format string, args ...any) *Error {
+	return &Error{File: c.File, Line: lineOf(c.root, field), Field: field, Msg: fmt.Sprintf(format, args...)}
 }
 
 func yamlError(name string, err error) error {

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"os/user"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -31,6 +32,16 @@ func (c *Config) validate(root *yaml.Node) Errors {
 		c.Socket = filepath.Join(c.DataDir, "patchctl.sock")
 	} else {
 		c.Socket = c.resolvePath(c.Socket)
+	}
+	for i, u := range c.API.AllowUsers {
+		if _, err := LookupUID(u); err != nil {
+			fail(fmt.Sprintf("api.allow_users[%d]", i), "%v", err)
+		}
+	}
+	for i, g := range c.API.AllowGroups {
+		if _, err := LookupGID(g); err != nil {
+			fail(fmt.Sprintf("api.allow_groups[%d]", i), "%v", err)
+		}
 	}
 	if _, err := slogLevel(c.Log.Level); err != nil {
 		fail("log.level", "%v", err)
@@ -123,6 +134,7 @@ func (c *Config) validate(root *yaml.Node) Errors {
 	}
 	c.validateInventory(fail)
 	c.validateArtifacts(fail)
+	c.validatePatching(fail)
 	if c.Shutdown <= 0 {
 		fail("shutdown_timeout", "must be positive")
 	}
@@ -255,4 +267,28 @@ func lineOf(root *yaml.Node, path string) int {
 		}
 	}
 	return line
+}
+
+// LookupUID resolves a user name or a numeric uid.
+func LookupUID(name string) (int, error) {
+	if id, err := strconv.Atoi(name); err == nil && id >= 0 {
+		return id, nil
+	}
+	u, err := user.Lookup(name)
+	if err != nil {
+		return 0, fmt.Errorf("no user %q on this machine", name)
+	}
+	return strconv.Atoi(u.Uid)
+}
+
+// LookupGID resolves a group name or a numeric gid.
+func LookupGID(name string) (int, error) {
+	if id, err := strconv.Atoi(name); err == nil && id >= 0 {
+		return id, nil
+	}
+	g, err := user.LookupGroup(name)
+	if err != nil {
+		return 0, fmt.Errorf("no group %q on this machine", name)
+	}
+	return strconv.Atoi(g.Gid)
 }

@@ -14,6 +14,9 @@ type State struct {
 	Advisories   []string  `json:"advisories,omitempty"`
 	Answering    bool      `json:"answering"`
 	LastAnswered time.Time `json:"last_answered,omitzero"`
+	// Changes counts the events reported for the host so far: it tells a change that
+	// happens again apart from a repeat of the same one.
+	Changes uint64 `json:"changes,omitempty"`
 }
 
 // EventKind names a change worth one alert.
@@ -56,7 +59,8 @@ func Track(prev map[string]State, cur []Exposure, expected map[string]string) (m
 		if !ok {
 			p = State{Answering: true}
 		}
-		s := State{Version: p.Version, Advisories: p.Advisories, Answering: e.Answering, LastAnswered: p.LastAnswered}
+		s := State{Version: p.Version, Advisories: p.Advisories, Answering: e.Answering, LastAnswered: p.LastAnswered, Changes: p.Changes}
+		before := len(events)
 		ev := Event{Host: e.Host, Environment: e.Environment, At: e.At}
 		if e.Answering {
 			s.LastAnswered = e.At
@@ -94,6 +98,7 @@ func Track(prev map[string]State, cur []Exposure, expected map[string]string) (m
 				events = append(events, ev)
 			}
 		}
+		s.Changes += uint64(len(events) - before)
 		next[e.Host] = s
 	}
 	return next, events

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/patchctl/patchctl/store"
@@ -24,6 +25,25 @@ type Dispatcher struct {
 	MinBackoff  time.Duration
 	MaxBackoff  time.Duration
 	Now         func() time.Time
+
+	mu      sync.Mutex // guards the settings above against Configure
+	flushMu sync.Mutex // one pass at a time
+}
+
+// Configure changes a running dispatcher's settings (a reload): fn sets the exported
+// fields. The pass in progress finishes with the old ones.
+func (d *Dispatcher) Configure(fn func(d *Dispatcher)) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	fn(d)
+}
+
+// settings is a consistent copy of the exported fields for one pass.
+func (d *Dispatcher) settings() *Dispatcher {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return &Dispatcher{Store: d.Store, Notifier: d.Notifier, Logger: d.Logger, MaxAttempts: d.MaxAttempts,
+		MinBackoff: d.MinBackoff, MaxBackoff: d.MaxBackoff, Now: d.Now}
 }
 
 // FlushResult counts what one pass did.
@@ -34,6 +54,12 @@ type FlushResult struct {
 // Flush tries every due message once, oldest first. A rate limit ends the pass early:
 // the rest would only be refused too.
 func (d *Dispatcher) Flush(ctx context.Context) (FlushResult, error) {
+	d.flushMu.Lock()
+	defer d.flushMu.Unlock()
+	return d.settings().flush(ctx)
+}
+
+func (d *Dispatcher) flush(ctx context.Context) (FlushResult, error) {
 	var res FlushResult
 	items, err := d.Store.Outbox(ctx, true)
 	if err != nil {
@@ -109,19 +135,21 @@ func (d *Dispatcher) backoff(attempt int) time.Duration {
 	return b - b/5 + rand.N(b/5*2+1)
 }
 
-// Run flushes every interval, and at once when kick receives, until ctx ends.
-func (d *Dispatcher) Run(ctx context.Context, interval time.Duration, kick <-chan struct{}) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
+// Run flushes every interval(), and at once when kick receives, until ctx ends. The
+// interval is asked each time: a reload may change it.
+func (d *Dispatcher) Run(ctx context.Context, interval func() time.Duration, kick <-chan struct{}) {
 	for {
 		if _, err := d.Flush(ctx); err != nil && !errors.Is(err, context.Canceled) {
 			d.logger().Error("outbox flush failed", "err", err)
 		}
+		t := time.NewTimer(interval())
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return
 		case <-t.C:
 		case <-kick:
+			t.Stop()
 		}
 	}
 }

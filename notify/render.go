@@ -20,6 +20,8 @@ type Envelope struct {
 	Latest   *store.Release  `json:"latest,omitempty"`
 	Count    int             `json:"count,omitempty"`
 	Security int             `json:"security,omitempty"`
+	// Operation is a deploy or rollback outcome; its fields sit at the top level.
+	*Operation
 }
 
 // Encode serialises an envelope for tx.Enqueue.
@@ -31,17 +33,20 @@ func Render(payload []byte) (Message, error) {
 	if err := json.Unmarshal(payload, &e); err != nil {
 		return Message{}, fmt.Errorf("decode outbox payload: %w", err)
 	}
-	switch {
-	case e.Message != nil:
+	return renderEnvelope(e)
+}
+
+func renderEnvelope(e Envelope) (Message, error) {
+	// A ready message renders as it is, whatever its kind: an outbox written by a newer
+	// patchctl still goes out.
+	if e.Message != nil {
 		return *e.Message, nil
-	case e.Kind == "release.new" && e.Release != nil:
-		return releaseMessage(*e.Release), nil
-	case e.Kind == "advisory.new" && e.Advisory != nil:
-		return advisoryMessage(*e.Advisory), nil
-	case e.Kind == "tracking.start":
-		return trackingMessage(e), nil
 	}
-	return Message{}, fmt.Errorf("outbox payload of kind %q has nothing to render", e.Kind)
+	fn, ok := renderers[e.Kind]
+	if !ok {
+		return Message{}, fmt.Errorf("outbox payload of kind %q has nothing to render", e.Kind)
+	}
+	return fn(e)
 }
 
 func releaseMessage(r store.Release) Message {

@@ -4,10 +4,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"time"
 
+	"github.com/patchctl/patchctl/notify"
 	"github.com/patchctl/patchctl/store"
 )
 
@@ -194,7 +194,7 @@ func (x *run) newOp(kind, current string, hs HostState, target Slot) {
 // record writes the operation, applies fn to the slot table, logs an event and, when
 // alert is set, enqueues it, all in one transaction. It survives the caller's cancellation:
 // a half-recorded operation is worse than a late one.
-func (x *run) record(ctx context.Context, msg string, fn func(*HostState), alert map[string]any) error {
+func (x *run) record(ctx context.Context, msg string, fn func(*HostState), alert *notify.Envelope) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	err := x.r.st.Update(ctx, func(tx *store.Tx) error {
@@ -225,11 +225,7 @@ func (x *run) record(ctx context.Context, msg string, fn func(*HostState), alert
 			return err
 		}
 		if alert != nil {
-			payload, err := json.Marshal(alert)
-			if err != nil {
-				return err
-			}
-			if _, err := tx.Enqueue("deploy:"+x.h.Name+":"+x.op.ID, payload); err != nil {
+			if _, err := notify.Enqueue(tx, "deploy:"+x.h.Name+":"+x.op.ID, *alert); err != nil {
 				return err
 			}
 		}
@@ -264,7 +260,7 @@ func (x *run) fail(err error) {
 }
 
 // finish ends the operation in state s.
-func (x *run) finish(ctx context.Context, s OpState, fn func(*HostState), alert map[string]any) error {
+func (x *run) finish(ctx context.Context, s OpState, fn func(*HostState), alert *notify.Envelope) error {
 	x.op.State, x.op.Step = s, StepDone
 	return x.record(ctx, string(x.op.Kind)+" "+string(s), fn, alert)
 }
@@ -361,20 +357,32 @@ func (x *run) activate(ctx context.Context, to Slot, sw, rs, sm Step, pre func(*
 	return smoke(ctx, x.h, x.pools, to.Version, x.op.ID, x.opts.SmokeTimeout, x.ctl.down)
 }
 
-// alertKinds name the alert of each way an operation can end badly.
+// alertKinds name the alert of each way an operation can end badly. A rollback that
+// restored the build that ran is still a failed rollback.
 var alertKinds = map[string]struct{ failed, rolledBack, rollbackFailed string }{
-	KindDeploy:   {"deploy.failed", "deploy.rolled_back", "deploy.rollback_failed"},
-	KindRollback: {"rollback.failed", "rollback.failed", "rollback.failed"},
+	KindDeploy:   {notify.OutboxDeployFailed, notify.OutboxDeployRolledBack, notify.OutboxDeployRollbackFailed},
+	KindRollback: {notify.OutboxRollbackFailed, notify.OutboxRollbackFailed, notify.OutboxRollbackFailed},
 }
 
-func (x *run) alert(kind string, cause error) map[string]any {
-	a := map[string]any{"kind": kind, "host": x.h.Name, "op": x.op.ID, "operation": x.op.Kind,
-		"from": x.op.From, "from_version": x.op.FromVersion, "to": x.op.To, "to_version": x.op.ToVersion,
-		"step": string(x.op.Steps[len(x.op.Steps)-1].Step)}
-	if cause != nil {
-		a["error"] = cause.Error()
+// alert is the outbox entry of a failed operation. The first step that failed is the
+// cause; a later failed step is the way back failing too. cause stands in when no step
+// recorded an error.
+func (x *run) alert(ctx context.Context, kind string, cause error) *notify.Envelope {
+	o := &notify.Operation{Host: x.h.Name, Op: x.op.ID, Operation: x.op.Kind, From: x.op.From, FromVersion: x.op.FromVersion,
+		To: x.op.To, ToVersion: x.op.ToVersion, By: store.Actor(ctx)}
+	for _, s := range x.op.Steps {
+		switch {
+		case s.Error == "":
+		case o.Error == "":
+			o.Step, o.Error = string(s.Step), s.Error
+		default:
+			o.RollbackStep, o.RollbackError = string(s.Step), s.Error
+		}
 	}
-	return a
+	if o.Error == "" && cause != nil {
+		o.Step, o.Error = string(x.op.Step), cause.Error()
+	}
+	return &notify.Envelope{Kind: kind, Operation: o}
 }
 
 func (x *run) what() string {
@@ -399,7 +407,7 @@ func (x *run) advance(ctx context.Context, target Slot) (Result, error) {
 		if x.op.From == "" {
 			hs.setState(x.op.To, SlotFailed, x.r.opts.Now(), x.op.ID, err.Error())
 		}
-	}, x.alert(alertKinds[x.op.Kind].failed, err)); rerr != nil {
+	}, x.alert(ctx, alertKinds[x.op.Kind].failed, err)); rerr != nil {
 		return Result{Operation: x.op}, rerr
 	}
 	if x.op.From == "" {
@@ -426,14 +434,14 @@ func (x *run) rollBack(ctx context.Context, cause error) error {
 	}
 	if err != nil {
 		x.fail(err)
-		if rerr := x.finish(ctx, OpFailed, nil, x.alert(kinds.rollbackFailed, err)); rerr != nil {
+		if rerr := x.finish(ctx, OpFailed, nil, x.alert(ctx, kinds.rollbackFailed, err)); rerr != nil {
 			return rerr
 		}
 		return fmt.Errorf("%s: %w; going back to %s failed: %w", x.what(), cause, x.op.FromVersion, err)
 	}
 	if err := x.finish(ctx, OpRolledBack, func(hs *HostState) {
 		hs.setState(x.op.From, SlotGood, x.r.opts.Now(), x.op.ID, "rolled back to")
-	}, x.alert(kinds.rolledBack, cause)); err != nil {
+	}, x.alert(ctx, kinds.rolledBack, cause)); err != nil {
 		return err
 	}
 	return fmt.Errorf("%s: %w to %s: %w", x.what(), ErrRolledBack, x.op.FromVersion, cause)

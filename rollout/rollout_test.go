@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/patchctl/patchctl/notify"
 	"github.com/patchctl/patchctl/store"
 )
 
@@ -173,12 +174,23 @@ func TestSmokeFailureRollsBack(t *testing.T) {
 	if len(alerts) != 1 || alerts[0].Key != "deploy:proxy-1:"+res.Operation.ID {
 		t.Fatalf("alerts: %+v", alerts)
 	}
-	var payload struct{ Kind, Host, FromVersion, ToVersion, Error string }
+	// The alert renders, naming the host, both versions, the step that failed and why.
+	var payload notify.Envelope
 	if err := json.Unmarshal(alerts[0].Payload, &payload); err != nil {
 		t.Fatal(err)
 	}
-	if payload.Kind != "deploy.rolled_back" || payload.Host != "proxy-1" || !strings.Contains(payload.Error, "simulated crash") {
+	msg, err := notify.Render(alerts[0].Payload)
+	if err != nil {
+		t.Fatalf("render alert: %v", err)
+	}
+	text := notify.Format(msg)
+	if payload.Kind != notify.OutboxDeployRolledBack || payload.Step != string(StepRestart) {
 		t.Fatalf("alert payload: %s", alerts[0].Payload)
+	}
+	for _, w := range []string{"proxy-1", "0.4.1", "0.5.0", "failed at restart", "simulated crash"} {
+		if !strings.Contains(text, w) {
+			t.Errorf("alert does not say %q:\n%s", w, text)
+		}
 	}
 }
 

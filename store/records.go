@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"encoding/binary"
+	"maps"
 	"time"
 )
 
@@ -182,6 +183,13 @@ func (tx *Tx) AppendEvent(e Event) (Event, error) {
 		return e, err
 	}
 	e.Seq = seq
+	if tx.by != "" && e.Fields["by"] == "" {
+		e.Fields = maps.Clone(e.Fields)
+		if e.Fields == nil {
+			e.Fields = map[string]string{}
+		}
+		e.Fields["by"] = tx.by
+	}
 	if e.Time.IsZero() {
 		e.Time = tx.now
 	}
@@ -266,3 +274,12 @@ func (tx *Tx) HostNames(kind string) ([]string, error) {
 }
 
 func hostKey(kind, host string) []byte { return []byte(kind + "\x00" + host) }
+
+// DeleteHost removes per-host state of a kind; removing what is not there is no error.
+func (tx *Tx) DeleteHost(kind, host string) error {
+	b, err := tx.bucket(bucketHosts)
+	if err != nil {
+		return err
+	}
+	return b.Delete(hostKey(kind, host))
+}

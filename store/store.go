@@ -202,6 +202,22 @@ func (s *Store) Check(ctx context.Context) error {
 type Tx struct {
 	tx  *bolt.Tx
 	now time.Time
+	by  string // who asked for the change (WithActor)
+}
+
+type actorKey struct{}
+
+// WithActor returns ctx carrying who asked for the changes made under it (for example
+// "uid 1000 (alice)"); every event appended by an Update with that ctx records it as the
+// field "by".
+func WithActor(ctx context.Context, by string) context.Context {
+	return context.WithValue(ctx, actorKey{}, by)
+}
+
+// Actor is who ctx says asked, or "".
+func Actor(ctx context.Context) string {
+	by, _ := ctx.Value(actorKey{}).(string)
+	return by
 }
 
 // Now is the time the transaction started, for timestamps written in it.
@@ -212,7 +228,7 @@ func (s *Store) Update(ctx context.Context, fn func(*Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return s.db.Update(func(tx *bolt.Tx) error { return fn(&Tx{tx: tx, now: s.now()}) })
+	return s.db.Update(func(tx *bolt.Tx) error { return fn(&Tx{tx: tx, now: s.now(), by: Actor(ctx)}) })
 }
 
 // View runs fn in a read-only snapshot.

@@ -278,3 +278,31 @@ func TestEventFilter(t *testing.T) {
 		})
 	}
 }
+
+// Every event appended under a ctx naming who asked records it; other events do not.
+func TestActorStampsEvents(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "state.db"))
+	ctx := store.WithActor(t.Context(), "uid 1000 (alice)")
+	fields := map[string]string{"op": "1"}
+	for _, c := range []context.Context{ctx, t.Context()} {
+		if err := s.Update(c, func(tx *store.Tx) error {
+			_, err := tx.AppendEvent(store.Event{Kind: "deploy.step", Message: "m", Fields: fields})
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var evs []store.Event
+	if err := s.View(t.Context(), func(tx *store.Tx) (err error) {
+		evs, err = tx.Events(store.EventFilter{})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 2 || evs[0].Fields["by"] != "uid 1000 (alice)" || evs[0].Fields["op"] != "1" || evs[1].Fields["by"] != "" {
+		t.Fatalf("events = %+v", evs)
+	}
+	if fields["by"] != "" {
+		t.Fatal("the caller's fields map was changed")
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/patchctl/patchctl/config"
+	"github.com/patchctl/patchctl/notify"
 	"github.com/patchctl/patchctl/store"
 )
 
@@ -78,28 +79,6 @@ type SourceReport struct {
 	Stats         FetchStats       `json:"stats"`
 	Duration      time.Duration    `json:"duration"`
 }
-
-// Payloads of the notifications queued in the outbox (rendered by the notifier).
-type (
-	// ReleasePayload: kind release.new.
-	ReleasePayload struct {
-		Kind    string        `json:"kind"`
-		Release store.Release `json:"release"`
-	}
-	// AdvisoryPayload: kind advisory.new.
-	AdvisoryPayload struct {
-		Kind     string         `json:"kind"`
-		Advisory store.Advisory `json:"advisory"`
-	}
-	// TrackingPayload: kind tracking.start, sent once instead of the whole history.
-	TrackingPayload struct {
-		Kind     string         `json:"kind"`
-		Source   string         `json:"source"`
-		Latest   *store.Release `json:"latest,omitempty"`
-		Count    int            `json:"count"`
-		Security int            `json:"security"`
-	}
-)
 
 // Poll polls every source, one after the other; a failing source does not stop the
 // others. The error joins the failures (errors.Is(err, ErrRateLimited) for rate limits).
@@ -231,7 +210,7 @@ func (t *Tracker) record(tx *store.Tx, w Watch, snap Snapshot, sr *SourceReport)
 				security++
 			}
 		}
-		p := TrackingPayload{Kind: "tracking.start", Source: name, Latest: sr.Latest, Count: len(all), Security: security}
+		p := notify.Envelope{Kind: notify.OutboxTrackingStart, Source: name, Latest: sr.Latest, Count: len(all), Security: security}
 		msg := fmt.Sprintf("tracking %s: %d releases, %d security-relevant", name, len(all), security)
 		if sr.Latest != nil {
 			msg += ", latest " + sr.Latest.Version
@@ -247,14 +226,14 @@ func (t *Tracker) record(tx *store.Tx, w Watch, snap Snapshot, sr *SourceReport)
 			if len(r.Reasons) > 0 {
 				ev.Fields["reasons"] = strings.Join(r.Reasons, ",")
 			}
-			if err := alert(tx, "release:"+name+":"+r.Tag, ReleasePayload{Kind: "release.new", Release: r}, ev); err != nil {
+			if err := alert(tx, "release:"+name+":"+r.Tag, notify.Envelope{Kind: notify.OutboxReleaseNew, Release: &r}, ev); err != nil {
 				return err
 			}
 		}
 		for _, a := range sr.NewAdvisories {
 			ev := store.Event{Kind: "advisory.new", Subject: name, Message: "new advisory " + a.ID + ": " + a.Summary,
 				Fields: map[string]string{"id": a.ID, "cve": a.CVE, "severity": a.Severity, "patched": a.PatchedVersion}}
-			if err := alert(tx, "advisory:"+name+":"+a.ID, AdvisoryPayload{Kind: "advisory.new", Advisory: a}, ev); err != nil {
+			if err := alert(tx, "advisory:"+name+":"+a.ID, notify.Envelope{Kind: notify.OutboxAdvisoryNew, Advisory: &a}, ev); err != nil {
 				return err
 			}
 		}
@@ -279,12 +258,8 @@ func (t *Tracker) record(tx *store.Tx, w Watch, snap Snapshot, sr *SourceReport)
 
 // alert queues a notification under its idempotency key and logs the event, unless that
 // key was ever queued before (a restart or a repeated poll never alerts twice).
-func alert(tx *store.Tx, key string, payload any, ev store.Event) error {
-	raw, err := json.Marshal(payload)
-	if err != nil {
-		return fmt.Errorf("encode %s: %w", key, err)
-	}
-	added, err := tx.Enqueue(key, raw)
+func alert(tx *store.Tx, key string, payload notify.Envelope, ev store.Event) error {
+	added, err := notify.Enqueue(tx, key, payload)
 	if err != nil || !added {
 		return err
 	}

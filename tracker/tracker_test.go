@@ -19,6 +19,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/patchctl/patchctl/mirror"
+	"github.com/patchctl/patchctl/notify"
 	"github.com/patchctl/patchctl/store"
 	"github.com/patchctl/patchctl/tracker"
 )
@@ -49,7 +50,7 @@ func TestFirstPollSummaryAndSecurityFlags(t *testing.T) {
 	if len(items) != 1 || items[0].Key != "tracking:acme/proxy" {
 		t.Fatalf("outbox = %v, want one tracking summary", keys(items))
 	}
-	var p tracker.TrackingPayload
+	var p notify.Envelope
 	if err := json.Unmarshal(items[0].Payload, &p); err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +127,7 @@ func TestNewReleaseAlertsOnceAcrossRestarts(t *testing.T) {
 	st := openStore(t, dbPath)
 	defer st.Close()
 	items := outbox(t, st)
-	var p tracker.ReleasePayload
+	var p notify.Envelope
 	if err := json.Unmarshal(items[1].Payload, &p); err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/patchctl/patchctl/notify"
+	"github.com/patchctl/patchctl/store"
 )
 
 // Fault is how a remote receiver misbehaves for one case.
@@ -222,4 +223,56 @@ func noSecret(t *testing.T, s Setup, err error) {
 			}
 		}
 	}
+}
+
+// Outbox returns a typical envelope of every outbox kind, as its producer queues it. A
+// kind in notify.OutboxKinds without one here fails the renderer tests.
+func Outbox() map[string]notify.Envelope {
+	rel := Release()
+	exposure := notify.Message{Kind: notify.KindExposure, Title: "proxy-1 is exposed to 1 advisories", Severity: notify.SeverityWarning,
+		Fields: []notify.Field{{Key: "Host", Value: "proxy-1"}}}
+	op := func(kind, op string) notify.Envelope {
+		o := &notify.Operation{Host: "proxy-1", Op: "20261202T120000-0a1b2c3d", Operation: op,
+			From: "0.4.1-0123456789ab", FromVersion: "0.4.1", To: "0.5.0-ba9876543210", ToVersion: "0.5.0",
+			Step: "smoke", Error: "smoke test failed: stats 127.0.0.1:22222 reports 0.4.1, want 0.5.0", By: "uid 1000 (alice)"}
+		if kind == notify.OutboxDeployRollbackFailed {
+			o.RollbackStep, o.RollbackError = "rollback-restart", "nutcracker exited at start: bind 127.0.0.1:22121: address in use"
+		}
+		if kind == notify.OutboxDeployFailed {
+			o.From, o.FromVersion = "", ""
+		}
+		return notify.Envelope{Kind: kind, Operation: o}
+	}
+	return map[string]notify.Envelope{
+		notify.OutboxReleaseNew: {Kind: notify.OutboxReleaseNew, Release: &store.Release{Source: "twitter/twemproxy", Tag: rel.Version,
+			Version: rel.Version, PublishedAt: rel.Date, URL: rel.URL, Notes: rel.Summary}},
+		notify.OutboxAdvisoryNew: {Kind: notify.OutboxAdvisoryNew, Advisory: &store.Advisory{Source: "twitter/twemproxy", ID: "GHSA-xxxx-yyyy-zzzz",
+			Summary: "crash on a malformed reply", Severity: "high", PatchedVersion: "0.5.1"}},
+		notify.OutboxTrackingStart:           {Kind: notify.OutboxTrackingStart, Source: "twitter/twemproxy", Count: 15, Security: 2},
+		notify.OutboxInventoryExposed:        {Kind: notify.OutboxInventoryExposed, Message: &exposure},
+		notify.OutboxInventoryVersionChanged: {Kind: notify.OutboxInventoryVersionChanged, Message: &exposure},
+		notify.OutboxInventoryStopped:        {Kind: notify.OutboxInventoryStopped, Message: &exposure},
+		notify.OutboxInventoryCameBack:       {Kind: notify.OutboxInventoryCameBack, Message: &exposure},
+		notify.OutboxDeployFailed:            op(notify.OutboxDeployFailed, "deploy"),
+		notify.OutboxDeployRolledBack:        op(notify.OutboxDeployRolledBack, "deploy"),
+		notify.OutboxDeployRollbackFailed:    op(notify.OutboxDeployRollbackFailed, "deploy"),
+		notify.OutboxRollbackFailed:          op(notify.OutboxRollbackFailed, "rollback"),
+	}
+}
+
+// MustSay lists what the rendered alert of an outbox envelope must contain: for a deploy
+// or rollback outcome the host, both versions, the failed step and the cause.
+func MustSay(e notify.Envelope) []string {
+	if e.Operation == nil {
+		return nil
+	}
+	o := e.Operation
+	say := []string{o.Host, o.ToVersion, o.Step, o.Error, o.By}
+	if o.FromVersion != "" {
+		say = append(say, o.FromVersion)
+	}
+	if o.RollbackError != "" {
+		say = append(say, o.RollbackStep, o.RollbackError)
+	}
+	return say
 }

@@ -258,3 +258,44 @@ func TestCancelMidRequest(t *testing.T) {
 		t.Fatalf("err = %v, want retryable deadline exceeded", err)
 	}
 }
+
+// Every outbox kind reaches Slack through both the webhook and the bot, saying what its
+// alert must say.
+func TestEveryOutboxKindDelivers(t *testing.T) {
+	samples := notifytest.Outbox()
+	for _, kind := range notify.OutboxKinds() {
+		e, ok := samples[kind]
+		if !ok {
+			t.Fatalf("no sample of %s in notifytest.Outbox", kind)
+		}
+		payload, err := e.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := notify.Render(payload)
+		if err != nil {
+			t.Fatalf("%s: %v", kind, err)
+		}
+		for _, via := range []string{"webhook", "bot"} {
+			t.Run(kind+"/"+via, func(t *testing.T) {
+				f := newFakeSlack(t, notifytest.OK)
+				var n notify.Notifier = newWebhook(t, f)
+				if via == "bot" {
+					n = newBot(t, f)
+				}
+				if err := n.Notify(t.Context(), m); err != nil {
+					t.Fatalf("Notify: %v", err)
+				}
+				got := f.Received()
+				if len(got) != 1 {
+					t.Fatalf("received %d messages", len(got))
+				}
+				for _, w := range notifytest.MustSay(e) {
+					if !strings.Contains(got[0], w) {
+						t.Errorf("Slack did not get %q:\n%s", w, got[0])
+					}
+				}
+			})
+		}
+	}
+}

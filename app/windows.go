@@ -1,0 +1,139 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/patchctl/patchctl/config"
+	"github.com/patchctl/patchctl/store"
+	"github.com/patchctl/patchctl/tracker"
+	"github.com/patchctl/patchctl/window"
+)
+
+// WindowsArgs ask for the coming windows.
+type WindowsArgs struct {
+	Next int `json:"next,omitempty"` // how many openings (default 5)
+}
+
+// WindowsReport is what `patchctl windows` shows.
+type WindowsReport struct {
+	Now     time.Time     `json:"now"`
+	Windows []WindowEntry `json:"windows"`
+}
+
+// WindowEntry is one opening of a window.
+type WindowEntry struct {
+	Name         string    `json:"name"`
+	Kind         string    `json:"kind"`
+	Policy       string    `json:"policy"`
+	Environments []string  `json:"environments"`
+	Recurrence   string    `json:"recurrence"`
+	TimeZone     string    `json:"time_zone"`
+	Opens        time.Time `json:"opens"` // in the window's zone
+	OpensUTC     time.Time `json:"opens_utc"`
+	Closes       time.Time `json:"closes"`
+	ClosesUTC    time.Time `json:"closes_utc"`
+	LastStart    time.Time `json:"last_start"` // no new host after this (closes minus cutoff)
+	Duration     string    `json:"duration"`
+	Cutoff       string    `json:"cutoff"`
+	Open         bool      `json:"open"` // open now
+	// Blackout is set when a freeze keeps this opening shut; ClosesEarly when one starts inside it.
+	Blackout    string `json:"blackout,omitempty"`
+	ClosesEarly string `json:"closes_early,omitempty"`
+}
+
+// maxNext bounds --next.
+const maxNext = 1000
+
+func setupWindows(ctx context.Context, a *App) error {
+	if err := a.checkPins(ctx, a.config()); err != nil {
+		return err
+	}
+	a.addReloader(func(ctx context.Context, cfg *config.Config) (func(), error) {
+		return func() {}, a.checkPins(ctx, cfg)
+	})
+	handle(a, "windows", func(ctx context.Context, args WindowsArgs) (any, error) {
+		switch {
+		case args.Next == 0:
+			args.Next = 5
+		case args.Next < 0 || args.Next > maxNext:
+			return nil, &Error{Kind: KindUsage, Msg: fmt.Sprintf("--next must be between 1 and %d", maxNext)}
+		}
+		now := a.now()
+		rep := WindowsReport{Now: now.UTC(), Windows: []WindowEntry{}}
+		for _, o := range window.Upcoming(a.config().Windows(), now, args.Next) {
+			rep.Windows = append(rep.Windows, windowEntry(o, now))
+		}
+		return rep, nil
+	})
+	return nil
+}
+
+func windowEntry(o window.Occurrence, now time.Time) WindowEntry {
+	w := o.Window
+	e := WindowEntry{
+		Name: w.Name, Kind: string(w.Kind), Policy: w.Policy, Environments: w.Environments,
+		Recurrence: w.Recurrence.String(), TimeZone: w.Recurrence.Location().String(),
+		Opens: o.Open, OpensUTC: o.Open.UTC(), Closes: o.Close, ClosesUTC: o.Close.UTC(), LastStart: o.LastStart,
+		Duration: shortDuration(w.Duration), Cutoff: shortDuration(w.Cutoff), Open: o.Contains(now),
+	}
+	if e.Environments == nil {
+		e.Environments = []string{}
+	}
+	if o.Blackout != nil {
+		e.Blackout = o.Blackout.String()
+	}
+	if o.Trimmed != nil {
+		e.ClosesEarly = o.Trimmed.String()
+	}
+	return e
+}
+
+// checkPins refuses a pinned version the tracker does not know, naming its line. A source
+// never polled yet cannot tell; the scheduler then says why it has no candidate.
+func (a *App) checkPins(ctx context.Context, cfg *config.Config) error {
+	for i, p := range cfg.Patching.Policies {
+		if p.Pin == "" {
+			continue
+		}
+		var rels []store.Release
+		if err := a.store.View(ctx, func(tx *store.Tx) (err error) {
+			rels, err = tx.Releases(p.Source)
+			return err
+		}); err != nil {
+			return err
+		}
+		if len(rels) > 0 && !hasVersion(rels, p.Pin) {
+			err := cfg.ErrorAt(fmt.Sprintf("patching.policies[%d].pin", i), "version %s is not a release of %s that patchctl knows (see patchctl releases)", p.Pin, p.Source)
+			return &Error{Kind: KindUsage, Msg: err.Error()}
+		}
+	}
+	return nil
+}
+
+func hasVersion(rels []store.Release, v string) bool {
+	want, err := tracker.ParseVersion(v)
+	if err != nil {
+		return false
+	}
+	for _, r := range rels {
+		if got, err := tracker.ParseVersion(r.Version); err == nil && got.Equal(want) {
+			return true
+		}
+	}
+	return false
+}
+
+// shortDuration drops zero units: 4h, 1h30m, 30m, 0s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}

@@ -1,0 +1,130 @@
+package cli_test
+
+import (
+	"encoding/json"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/patchctl/patchctl/cli"
+	"github.com/patchctl/patchctl/mirror"
+)
+
+const windowsConfig = `patching:
+  windows:
+    - name: nightly
+      recurrence: "30 1 * * *"
+      time_zone: Australia/Lord_Howe
+      duration: 2h
+      cutoff: 30m
+      kind: security
+    - name: staging
+      recurrence: first weekday at 02:00
+      time_zone: Europe/Berlin
+      duration: 4h
+      cutoff: 1h
+      kind: staging
+      environments: [staging]
+`
+
+func TestWindowsCommand(t *testing.T) {
+	cfg := writeConfig(t, windowsConfig)
+	code, out, errOut := run(t, nil, "--config", cfg, "windows", "--next", "4", "-o", "json")
+	if code != cli.ExitOK {
+		t.Fatalf("exit %d %s%s", code, out, errOut)
+	}
+	var rep struct {
+		Now     time.Time `json:"now"`
+		Windows []struct {
+			Name         string    `json:"name"`
+			Kind         string    `json:"kind"`
+			TimeZone     string    `json:"time_zone"`
+			Environments []string  `json:"environments"`
+			Opens        time.Time `json:"opens"`
+			OpensUTC     time.Time `json:"opens_utc"`
+			Closes       time.Time `json:"closes"`
+			LastStart    time.Time `json:"last_start"`
+			Duration     string    `json:"duration"`
+			Cutoff       string    `json:"cutoff"`
+		} `json:"windows"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if len(rep.Windows) != 4 || !strings.Contains(out, `"environments": []`) {
+		t.Fatalf("want 4 openings with [] for no environments:\n%s", out)
+	}
+	for i, w := range rep.Windows {
+		loc, err := time.LoadLocation(w.TimeZone)
+		if err != nil {
+			t.Fatal(err)
+		}
+		local := w.Opens.In(loc)
+		switch w.Name {
+		case "nightly":
+			if local.Hour() != 1 || local.Minute() != 30 || w.Duration != "2h" || w.Cutoff != "30m" || w.Kind != "security" {
+				t.Errorf("nightly opening %+v (local %v)", w, local)
+			}
+		case "staging":
+			if local.Hour() != 2 || local.Weekday() == time.Saturday || local.Weekday() == time.Sunday || w.Environments[0] != "staging" {
+				t.Errorf("staging opening %+v (local %v)", w, local)
+			}
+		}
+		if !w.Opens.Equal(w.OpensUTC) || w.OpensUTC.Location() != time.UTC {
+			t.Errorf("opens %v and opens_utc %v differ", w.Opens, w.OpensUTC)
+		}
+		if w.Closes.Sub(w.Opens) != map[string]time.Duration{"nightly": 2 * time.Hour, "staging": 4 * time.Hour}[w.Name] {
+			t.Errorf("%s lasts %v", w.Name, w.Closes.Sub(w.Opens))
+		}
+		if i > 0 && w.Opens.Before(rep.Windows[i-1].Opens) {
+			t.Errorf("openings out of order: %v after %v", w.Opens, rep.Windows[i-1].Opens)
+		}
+		if w.Closes.Before(rep.Now) {
+			t.Errorf("opening %v already closed at %v", w.Opens, rep.Now)
+		}
+	}
+
+	code, out, _ = run(t, nil, "--config", cfg, "windows", "--next", "40")
+	if code != cli.ExitOK || !strings.Contains(out, "Australia/Lord_Howe") || !strings.Contains(out, "policy default, env staging") {
+		t.Errorf("table: exit %d\n%s", code, out)
+	}
+	if code, _, errOut := run(t, nil, "--config", cfg, "windows", "--next", "0"); code != cli.ExitUsage || !strings.Contains(errOut, "--next") {
+		t.Errorf("--next 0: exit %d %s", code, errOut)
+	}
+
+	none := writeConfig(t, "")
+	code, out, _ = run(t, nil, "--config", none, "windows", "-o", "json")
+	if code != cli.ExitOK || !strings.Contains(out, `"windows": []`) {
+		t.Errorf("no windows: exit %d\n%s", code, out)
+	}
+}
+
+// TestPinnedVersionMustExist: once the tracker knows the releases, a pin to a version that
+// does not exist is a configuration error naming the line.
+func TestPinnedVersionMustExist(t *testing.T) {
+	gh := httptest.NewServer(mirror.New(mirror.Twemproxy(), mirror.Options{}))
+	defer gh.Close()
+	pinned := func(v string) string {
+		return "github:\n  api_url: " + gh.URL + "\npatching:\n  policies:\n    - name: pinned\n      pin: \"" + v + "\"\n"
+	}
+	// Before any poll nothing is known: the pin cannot be judged yet.
+	cfg := writeConfig(t, pinned("9.9.9"))
+	if code, out, errOut := run(t, nil, "--config", cfg, "windows"); code != cli.ExitOK {
+		t.Fatalf("before a poll: exit %d %s%s", code, out, errOut)
+	}
+	if code, out, errOut := run(t, nil, "--config", cfg, "poll"); code != cli.ExitOK {
+		t.Fatalf("first poll: exit %d %s%s", code, out, errOut)
+	}
+	code, _, errOut := run(t, nil, "--config", cfg, "windows")
+	if code != cli.ExitUsage || !strings.Contains(errOut, "patchctl.yml:9: patching.policies[0].pin: version 9.9.9 is not a release of twitter/twemproxy") {
+		t.Errorf("unknown pin: exit %d %s", code, errOut)
+	}
+	good := writeConfig(t, pinned("v0.4.1"))
+	if code, out, errOut := run(t, nil, "--config", good, "poll"); code != cli.ExitOK {
+		t.Fatalf("poll: exit %d %s%s", code, out, errOut)
+	}
+	if code, out, errOut := run(t, nil, "--config", good, "windows"); code != cli.ExitOK {
+		t.Errorf("known pin: exit %d %s%s", code, out, errOut)
+	}
+}
