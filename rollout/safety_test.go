@@ -3,6 +3,7 @@ package rollout
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/patchctl/patchctl/internal/testenv"
+	"github.com/patchctl/patchctl/transport"
 )
 
 // upgraded returns a host that runs 0.5.0 with 0.4.1 as its previous good build, and the
@@ -290,4 +292,35 @@ func TestTamperedSlotRefused(t *testing.T) {
 		samePid(t, e, pid)
 		check(t, r, e, "0.5.0")
 	})
+}
+
+// asNobody is the local host reached as an unprivileged login: every command runs as
+// nobody, as it would for an SSH user that is neither root nor the nutcracker user.
+type asNobody struct{ transport.Local }
+
+func (a *asNobody) Run(ctx context.Context, argv []string, stdin io.Reader) (transport.Result, error) {
+	return a.Local.Run(ctx, append([]string{"setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"}, argv...), stdin)
+}
+
+// Item 11: a pidfile host whose transport user cannot restart nutcracker fails at
+// pre-flight, before the switch, not after it.
+func TestTransportUserCheckedUpFront(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("needs root to log in as another user (the suite runs as root)")
+	}
+	e := newHost(t, startBackends(t), "")
+	r := New(openStore(t, e.Store), Options{})
+	pid := upgraded(t, e, r, e.spec())
+	h := e.spec()
+	h.Transport = &asNobody{}
+	current, _ := os.Readlink(filepath.Join(e.Root, "current"))
+	_, err := r.Rollback(ctxT(t), h, "")
+	if !errors.Is(err, ErrTransportUser) || !errors.Is(err, ErrPreflight) {
+		t.Fatalf("rollback as nobody: %v, want ErrTransportUser at pre-flight", err)
+	}
+	if now, _ := os.Readlink(filepath.Join(e.Root, "current")); now != current {
+		t.Fatalf("current moved from %s to %s", current, now)
+	}
+	samePid(t, e, pid)
+	check(t, r, e, "0.5.0")
 }
