@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path"
 	"io"
 	"log/slog"
+	"path"
 	"sync"
 	"time"
 
