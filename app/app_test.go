@@ -13,6 +13,7 @@ import (
 
 	"github.com/patchctl/patchctl/app"
 	"github.com/patchctl/patchctl/config"
+	"github.com/patchctl/patchctl/internal/testenv"
 	"github.com/patchctl/patchctl/store"
 )
 
@@ -44,7 +45,7 @@ func startDaemon(t *testing.T, cfg *config.Config) app.Addrs {
 			if err != nil {
 				t.Errorf("serve: %v", err)
 			}
-		case <-time.After(15 * time.Second):
+		case <-time.After(testenv.WaitTimeout):
 			t.Error("daemon did not stop")
 		}
 		a.Close()
@@ -54,7 +55,7 @@ func startDaemon(t *testing.T, cfg *config.Config) app.Addrs {
 		return ad
 	case err := <-done:
 		t.Fatalf("daemon exited: %v", err)
-	case <-time.After(10 * time.Second):
+	case <-time.After(testenv.WaitTimeout):
 		t.Fatal("daemon did not start")
 	}
 	return app.Addrs{}

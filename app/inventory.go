@@ -323,6 +323,7 @@ func inventoryMessage(ev inventory.Event) notify.Message {
 		m.Security = true
 		m.Title = fmt.Sprintf("%s is exposed to %d advisories", ev.Host, len(ev.Advisories))
 		m.Summary = "Affected by: " + strings.Join(ev.Advisories, ", ") + ". Highest severity: " + ev.Severity.String() + "."
+		m.AdvisorySeverity = ev.Severity.String()
 		if ev.Severity >= advisory.SeverityHigh {
 			m.Severity = notify.SeverityCritical
 		}

@@ -6,8 +6,10 @@ import (
 	"net"
 	"os"
 	"os/user"
+	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/patchctl/patchctl/nutconf"
@@ -83,8 +85,16 @@ func Run(ctx context.Context, opts Options) (Report, error) {
 		if p.UID == 0 {
 			add(Error, "process-root", subject, "nutcracker runs as root; run it as a dedicated unprivileged user (see configs/nutcracker.service)")
 		}
+		if len(p.Unreadable) > 0 {
+			add(Warning, "proc-unreadable", subject, "cannot read %s of the process (it runs as %s); its listening sockets and working directory may be incomplete: run audit as root or as %s",
+				strings.Join(p.Unreadable, ", "), p.User, p.User)
+		}
 		if statsPublic(p) {
 			add(Error, "stats-public", subject, "the stats port %s is unauthenticated and listens on all interfaces; pass -a 127.0.0.1", p.StatsAddr)
+		}
+		if !filepath.IsAbs(p.ConfigPath) {
+			add(Warning, "config-unresolved", subject, "configuration %q is relative to the process's working directory, which cannot be read", p.ConfigPath)
+			continue
 		}
 		configs[p.ConfigPath] = p.UID
 	}

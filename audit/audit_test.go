@@ -2,15 +2,16 @@ package audit
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/patchctl/patchctl/internal/testenv"
 )
@@ -32,7 +33,7 @@ func startAs(t *testing.T, dir string, conf string, mode os.FileMode, uid, gid i
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	if err := testenv.WaitTCP(testenv.Addr(stats), 10*time.Second, nil); err != nil {
+	if err := testenv.WaitTCP(testenv.Addr(stats), testenv.WaitTimeout, nil); err != nil {
 		t.Fatal(err)
 	}
 	return cmd, path
@@ -142,5 +143,148 @@ func TestDecodeProcAddr(t *testing.T) {
 		if _, err := decodeProcAddr(bad); err == nil {
 			t.Errorf("decodeProcAddr(%q) accepted", bad)
 		}
+	}
+}
+
+// childEnv makes the test binary run the audit and print its report as JSON (TestMain): how
+// a test sees what audit reports as another, unprivileged user.
+const childEnv = "PATCHCTL_AUDIT_CHILD"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) == "1" {
+		r, err := Run(context.Background(), Options{SelfUID: os.Geteuid()})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		json.NewEncoder(os.Stdout).Encode(r)
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// TestAuditSlotProcess runs nutcracker as patchctl does, as <root>/current (a symlink into a
+// slot) with a -c relative to its working directory, under the nutcracker user. Root sees
+// its executable, its sockets and the config file nutcracker really opened; an unrelated
+// unprivileged user still recognises it and reports what it could not read, without failing.
+func TestAuditSlotProcess(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("this test starts nutcracker as the nutcracker user and audits as nobody: run it as root (CI does)")
+	}
+	nc, err := user.Lookup("nutcracker")
+	if err != nil {
+		t.Fatalf("the nutcracker user comes with the Debian package (scripts/test-deps.sh): %v", err)
+	}
+	nobody, err := user.Lookup("nobody")
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := os.MkdirTemp("", "audit-slot")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(root) })
+	os.Chmod(root, 0o755)
+	slot := filepath.Join(root, "slots", "0.5.0-test", "nutcracker")
+	if err := os.MkdirAll(filepath.Dir(slot), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	copyFile(t, testenv.Nutcracker(t, "0.5.0"), slot, 0o755)
+	if err := os.Symlink(filepath.Join("slots", "0.5.0-test", "nutcracker"), filepath.Join(root, "current")); err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(root, "nutcracker.yml")
+	listen := testenv.Addr(testenv.FreePort(t))
+	if err := os.WriteFile(conf, []byte("alpha:\n  listen: "+listen+"\n  redis: true\n  servers:\n   - 127.0.0.1:6379:1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stats := testenv.FreePort(t)
+	cmd := exec.Command(filepath.Join(root, "current"), "-c", "nutcracker.yml", "-s", strconv.Itoa(stats), "-a", "127.0.0.1", "-o", "/dev/null")
+	cmd.Dir = root
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid(t, nc.Uid), Gid: uid(t, nc.Gid)}}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	if err := testenv.WaitTCP(testenv.Addr(stats), testenv.WaitTimeout, nil); err != nil {
+		t.Fatal(err)
+	}
+	find := func(r Report) Process {
+		t.Helper()
+		for _, p := range r.Processes {
+			if p.PID == cmd.Process.Pid {
+				return p
+			}
+		}
+		t.Fatalf("process %d (started as %s) not recognised; found %+v", cmd.Process.Pid, cmd.Path, r.Processes)
+		return Process{}
+	}
+
+	r, err := Run(context.Background(), Options{SelfUID: os.Geteuid()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := find(r)
+	if p.Exe != slot || p.ConfigPath != conf || len(p.Unreadable) != 0 || len(p.Listening) != 2 {
+		t.Errorf("as root: %+v; want exe %s, config %s, both sockets, nothing unreadable", p, slot, conf)
+	}
+
+	// As nobody: a copy of this test binary that nobody may run audits and prints its report.
+	bin := filepath.Join(root, "audit.test")
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	copyFile(t, self, bin, 0o755)
+	child := exec.Command(bin)
+	child.Env = append(os.Environ(), childEnv+"=1")
+	child.Dir = "/"
+	child.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid(t, nobody.Uid), Gid: uid(t, nobody.Gid)}}
+	var stderr strings.Builder
+	child.Stderr = &stderr
+	out, err := child.Output()
+	if err != nil {
+		t.Fatalf("audit as nobody: %v: %s", err, stderr.String())
+	}
+	var asNobody Report
+	if err := json.Unmarshal(out, &asNobody); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	p = find(asNobody)
+	if fmt.Sprint(p.Unreadable) != "[exe cwd fd]" || p.ConfigPath != "nutcracker.yml" || p.User != "nutcracker" {
+		t.Errorf("as nobody: %+v; want exe, cwd and fd unreadable and the config left relative", p)
+	}
+	subject := "pid " + strconv.Itoa(cmd.Process.Pid)
+	var rules []string
+	for _, f := range asNobody.Findings {
+		if f.Subject == subject {
+			rules = append(rules, f.Rule)
+		}
+	}
+	if fmt.Sprint(rules) != "[proc-unreadable config-unresolved]" {
+		t.Errorf("as nobody, findings for %s: %v; want proc-unreadable and config-unresolved", subject, asNobody.Findings)
+	}
+}
+
+func uid(t *testing.T, s string) uint32 {
+	t.Helper()
+	n, err := strconv.ParseUint(s, 10, 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return uint32(n)
+}
+
+func copyFile(t *testing.T, from, to string, mode os.FileMode) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, b, mode); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(to, mode); err != nil {
+		t.Fatal(err)
 	}
 }

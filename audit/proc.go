@@ -24,9 +24,12 @@ type Process struct {
 	User       string   `json:"user"`
 	Exe        string   `json:"exe,omitempty"`
 	Args       []string `json:"args"`
-	ConfigPath string   `json:"config"`
+	ConfigPath string   `json:"config"`     // absolute when the process's directory could be read
 	StatsAddr  string   `json:"stats_addr"` // from -a/-s, with nutcracker's defaults
 	Listening  []string `json:"listening"`  // TCP addresses it listens on, from /proc/net
+	// Unreadable names what /proc would not show us (as a user other than the process's
+	// and not root): "exe", "cwd", "fd"; the fields that depend on it are incomplete.
+	Unreadable []string `json:"unreadable"`
 }
 
 // Debian's and upstream's defaults when the flags are absent.
@@ -52,36 +55,52 @@ func FindProcesses(procRoot, defaultConf string) ([]Process, error) {
 		if err != nil {
 			continue
 		}
-		dir := filepath.Join(procRoot, e.Name())
-		comm, err := os.ReadFile(filepath.Join(dir, "comm"))
-		// comm is the executable's name cut to 15 bytes: nutcracker, or a versioned copy
-		// such as nutcracker-0.5.0.
-		if err != nil || !strings.HasPrefix(strings.TrimSpace(string(comm)), "nutcracker") {
-			continue // gone, or not ours
+		p, ok, err := readProcess(filepath.Join(procRoot, e.Name()), pid, defaultConf, listen)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // exited while we looked
 		}
-		p, err := readProcess(dir, pid, defaultConf, listen)
 		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				continue // exited while we looked
-			}
 			return nil, err
 		}
-		out = append(out, p)
+		if ok {
+			out = append(out, p)
+		}
 	}
 	return out, nil
 }
 
-func readProcess(dir string, pid int, defaultConf string, listen map[string]string) (Process, error) {
-	p := Process{PID: pid, ConfigPath: defaultConf}
+// readProcess reads one process; ok is false when it is not nutcracker. Only a process that
+// vanished or a /proc that cannot be read at all is an error: what the kernel hides from
+// another user is recorded in Unreadable.
+func readProcess(dir string, pid int, defaultConf string, listen map[string]string) (p Process, ok bool, err error) {
+	p = Process{PID: pid, ConfigPath: defaultConf, Listening: []string{}, Unreadable: []string{}}
 	raw, err := os.ReadFile(filepath.Join(dir, "cmdline"))
 	if err != nil {
-		return p, err
+		return p, false, err
+	}
+	if len(raw) == 0 {
+		return p, false, nil // a kernel thread or a zombie
 	}
 	p.Args = strings.Split(strings.TrimRight(string(raw), "\x00"), "\x00")
-	p.Exe, _ = os.Readlink(filepath.Join(dir, "exe"))
+	comm, err := os.ReadFile(filepath.Join(dir, "comm"))
+	if err != nil {
+		return p, false, err
+	}
+	exe, err := os.Readlink(filepath.Join(dir, "exe"))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		p.Unreadable = append(p.Unreadable, "exe")
+	}
+	p.Exe = strings.TrimSuffix(exe, " (deleted)") // replaced on disk since it started
+	cwd, err := os.Readlink(filepath.Join(dir, "cwd"))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		p.Unreadable = append(p.Unreadable, "cwd")
+	}
+	if !isNutcracker(p.Exe, p.Args[0], cwd, strings.TrimSpace(string(comm))) {
+		return p, false, nil
+	}
 	uid, err := effectiveUID(filepath.Join(dir, "status"))
 	if err != nil {
-		return p, err
+		return p, false, err
 	}
 	p.UID, p.User = uid, userName(uid)
 	addr, port := defaultStatsAddr, defaultStatsPort
@@ -106,10 +125,17 @@ func readProcess(dir string, pid int, defaultConf string, listen map[string]stri
 			port = next()
 		}
 	}
+	// nutcracker opens a relative -c from its own working directory, not ours.
+	if !filepath.IsAbs(p.ConfigPath) && cwd != "" {
+		p.ConfigPath = filepath.Join(cwd, p.ConfigPath)
+	}
 	p.StatsAddr = net.JoinHostPort(addr, port)
 	fds, err := os.ReadDir(filepath.Join(dir, "fd"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return p, false, err
+	}
 	if err != nil {
-		return p, err
+		p.Unreadable = append(p.Unreadable, "fd")
 	}
 	for _, fd := range fds {
 		target, err := os.Readlink(filepath.Join(dir, "fd", fd.Name()))
@@ -122,7 +148,30 @@ func readProcess(dir string, pid int, defaultConf string, listen map[string]stri
 			}
 		}
 	}
-	return p, nil
+	return p, true, nil
+}
+
+// isNutcracker recognises nutcracker by its executable, not only by its name: a build that
+// patchctl installed runs as <root>/current (a symlink to <root>/slots/<name>/nutcracker),
+// so its process is named "current". The executable link is only readable by the process's
+// user and root; otherwise argv[0] is followed through its symlinks (from the process's
+// directory when relative and readable).
+func isNutcracker(exe, argv0, cwd, comm string) bool {
+	named := func(path string) bool { return strings.HasPrefix(filepath.Base(path), "nutcracker") }
+	if exe != "" {
+		return named(exe)
+	}
+	if named(argv0) || strings.HasPrefix(comm, "nutcracker") {
+		return true
+	}
+	if !filepath.IsAbs(argv0) {
+		if cwd == "" || !strings.Contains(argv0, "/") {
+			return false // found on the PATH of a process we cannot see into
+		}
+		argv0 = filepath.Join(cwd, argv0)
+	}
+	real, err := filepath.EvalSymlinks(argv0)
+	return err == nil && named(real)
 }
 
 func effectiveUID(statusPath string) (int, error) {

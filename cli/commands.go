@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -33,6 +35,8 @@ func init() {
 			build: newEventsCmd},
 		{name: "notify test", synopsis: "send a test alert through the configured channel (Slack or the log)",
 			build: func(env *Env, fs *flag.FlagSet) Command { return &notifyTestCmd{env: env} }},
+		{name: "notify retry", args: "ID|--all", synopsis: "send undelivered alerts (shown by status) again",
+			build: newNotifyRetryCmd},
 		{name: "version", synopsis: "print patchctl's version",
 			build: func(env *Env, fs *flag.FlagSet) Command { return &versionCmd{env: env} }},
 		{name: "completion", args: "bash|zsh|fish", synopsis: "print a shell completion script",
@@ -141,7 +145,15 @@ func (c *statusCmd) Run(ctx context.Context) error {
 		row(w, "patchctl", st.Version)
 		row(w, "daemon", mode)
 		row(w, "store", fmt.Sprintf("%s (schema %d)", st.Store, st.Schema))
-		row(w, "outbox", fmt.Sprintf("%d pending", st.OutboxDepth))
+		row(w, "store size", fmt.Sprintf("%.1f MiB", float64(st.StoreBytes)/(1<<20)))
+		outbox := fmt.Sprintf("%d pending", st.OutboxDepth)
+		if n := len(st.Undelivered); n > 0 {
+			outbox += fmt.Sprintf(", %d UNDELIVERED (patchctl notify retry ID|--all)", n)
+		}
+		row(w, "outbox", outbox)
+		for _, u := range st.Undelivered {
+			row(w, fmt.Sprintf("undelivered %d", u.ID), fmt.Sprintf("%s; gave up %s after %d attempts: %s", cmp.Or(u.Headline, u.Key), cell(u.GaveUpAt), u.Attempts, u.LastError))
+		}
 		names := make([]string, 0, len(st.NextRuns))
 		for n := range st.NextRuns {
 			names = append(names, n)
@@ -222,6 +234,42 @@ func (c *helpCmd) Run(context.Context) error {
 	sp.build(c.env, fs)
 	printCommandUsage(c.env.Out, sp, fs)
 	return nil
+}
+
+type notifyRetryCmd struct {
+	env  *Env
+	args app.RetryArgs
+}
+
+func newNotifyRetryCmd(env *Env, fs *flag.FlagSet) Command {
+	c := &notifyRetryCmd{env: env}
+	fs.BoolVar(&c.args.All, "all", false, "send every undelivered alert again")
+	return c
+}
+
+func (c *notifyRetryCmd) SetArgs(args []string) error {
+	switch {
+	case len(args) == 0 && c.args.All:
+		return nil
+	case len(args) == 1 && !c.args.All:
+		id, err := strconv.ParseUint(args[0], 10, 64)
+		if err != nil || id == 0 {
+			return usagef("alert ID must be a positive number, not %q", args[0])
+		}
+		c.args.ID = id
+		return nil
+	}
+	return usagef("give one alert ID or --all")
+}
+
+func (c *notifyRetryCmd) Run(ctx context.Context) error {
+	var res app.RetryResult
+	if err := c.env.call(ctx, "notify.retry", c.args, &res); err != nil {
+		return err
+	}
+	return c.env.emit(res, func(w io.Writer) {
+		fmt.Fprintf(w, "%d alerts queued again\n", len(res.Requeued))
+	})
 }
 
 type notifyTestCmd struct{ env *Env }

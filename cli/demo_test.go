@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/patchctl/patchctl/cli"
+	"github.com/patchctl/patchctl/internal/testenv"
 	"github.com/patchctl/patchctl/mirror"
 )
 
@@ -58,9 +59,9 @@ func TestRestartBetweenPolls(t *testing.T) {
 		// The CLI reaches the daemon once its socket answers.
 		var code int
 		var out, errOut string
-		for start := time.Now(); time.Since(start) < 10*time.Second; time.Sleep(20 * time.Millisecond) {
+		for start := time.Now(); time.Since(start) < testenv.WaitTimeout; time.Sleep(20 * time.Millisecond) {
 			code, out, errOut = run(t, nil, "--config", cfg, "status")
-			if strings.Contains(out, "running") {
+			if strings.Contains(out, "running, socket") {
 				break
 			}
 		}
@@ -74,7 +75,7 @@ func TestRestartBetweenPolls(t *testing.T) {
 			t.Fatalf("poll %d: want ok or, after a restart, unchanged:\n%s", i, out)
 		}
 		// Let the dispatcher deliver, then stop the daemon.
-		for start := time.Now(); alerts.Load() < 1 && time.Since(start) < 10*time.Second; time.Sleep(20 * time.Millisecond) {
+		for start := time.Now(); alerts.Load() < 1 && time.Since(start) < testenv.WaitTimeout; time.Sleep(20 * time.Millisecond) {
 		}
 		cancel()
 		if c := <-done; c != cli.ExitOK {

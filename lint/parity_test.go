@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/patchctl/patchctl/internal/testenv"
 )
@@ -36,7 +35,7 @@ func TestParity(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				ctx, cancel := context.WithTimeout(context.Background(), testenv.WaitTimeout)
 				defer cancel()
 				ok, out, err := testenv.CheckConfig(ctx, bin, path)
 				if err != nil {

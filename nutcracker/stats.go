@@ -96,7 +96,8 @@ func FetchStats(ctx context.Context, addr string) (*Stats, error) {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) {
+		// A ctx that ended (deadline or cancel) while connecting is not an unreachable port.
+		if ctx.Err() != nil || errors.Is(err, os.ErrDeadlineExceeded) {
 			return nil, fmt.Errorf("read stats %s: %w: %w", addr, ErrTimeout, err)
 		}
 		return nil, fmt.Errorf("read stats %s: %w: %w", addr, ErrUnreachable, err)

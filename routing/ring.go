@@ -82,8 +82,13 @@ type Ring struct {
 	// ketama: point values ascending, and the server index of each point.
 	values  []uint32
 	servers []int32
-	// modula: server index per slot.
-	slots []int32
+	// modula: servers in nutcracker's order and the running total of their weights. nutcracker
+	// lists each server weight times and picks list[hash % len]; a binary search over the
+	// running totals finds the same server without materialising the list, so a weight of
+	// 50,000,000 costs nothing.
+	modula  []int32
+	cumul   []uint64
+	weights uint32
 }
 
 // New builds the routing of a pool as nutcracker 0.5.0 does when every server is live.
@@ -121,11 +126,17 @@ func New(p Pool) (*Ring, error) {
 	case Ketama:
 		r.buildKetama(sortedServers(p.Servers), p.Servers)
 	case Modula:
+		var total uint64
 		for _, i := range sortedServers(p.Servers) {
-			for range p.Servers[i].Weight {
-				r.slots = append(r.slots, int32(i))
+			total += uint64(p.Servers[i].Weight)
+			if total > math.MaxUint32 {
+				// nutcracker counts the list in 32 bits: beyond that it wraps.
+				return nil, fmt.Errorf("pool %s: modula: total server weight exceeds %d", p.Name, uint64(math.MaxUint32))
 			}
+			r.modula = append(r.modula, int32(i))
+			r.cumul = append(r.cumul, total)
 		}
+		r.weights = uint32(total)
 	case Random:
 	default:
 		return nil, fmt.Errorf("pool %s: distribution %q: %w", p.Name, p.Distribution, ErrUnknownDistribution)
@@ -208,8 +219,11 @@ func (r *Ring) Lookup(key []byte) int {
 		return rand.IntN(r.n)
 	}
 	h := r.HashKey(key)
-	if r.slots != nil {
-		return int(r.slots[h%uint32(len(r.slots))])
+	if r.modula != nil {
+		// The slot's server is the first whose running total exceeds the slot.
+		slot := uint64(h % r.weights)
+		i, _ := slices.BinarySearch(r.cumul, slot+1)
+		return int(r.modula[i])
 	}
 	// First point >= h, wrapping to the first point.
 	lo, hi := 0, len(r.values)

@@ -3,6 +3,9 @@ package routing
 import (
 	"errors"
 	"fmt"
+	"math"
+	"math/rand/v2"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -132,24 +135,80 @@ func TestLookupOrder(t *testing.T) {
 	}
 }
 
-// TestModulaSlots checks modula's slot list: sorted by (name length, bytes), each server
-// repeated weight times.
+// TestModulaSlots checks modula against nutcracker's definition, written out here: a list
+// of servers sorted by (name length, bytes), each repeated weight times, indexed by
+// hash % len.
 func TestModulaSlots(t *testing.T) {
-	r, err := New(Pool{Distribution: Modula, Servers: []Server{
-		{Addr: "bb:1", Weight: 1},
-		{Addr: "a:1", Weight: 2},
-		{Addr: "ab:1", Weight: 1},
-	}})
+	servers := []Server{{Addr: "bb:1", Weight: 1}, {Addr: "a:1", Weight: 2}, {Addr: "ab:1", Weight: 1}}
+	r, err := New(Pool{Distribution: Modula, Servers: servers})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []int32{1, 1, 2, 0} // a:1 (shortest), then ab:1 before bb:1
-	if fmt.Sprint(r.slots) != fmt.Sprint(want) {
-		t.Fatalf("slots = %v, want %v", r.slots, want)
-	}
-	key := []byte("apple") // fnv1a_64 1488911807 % 4 = 3
+	key := []byte("apple") // fnv1a_64 1488911807 % 4 = 3: a:1, a:1, ab:1, bb:1
 	if got := r.Lookup(key); got != 0 {
 		t.Fatalf("Lookup(apple) = %d, want 0", got)
+	}
+
+	rng := rand.New(rand.NewPCG(1, 2))
+	for round := range 50 {
+		servers := make([]Server, 1+rng.IntN(6))
+		for i := range servers {
+			servers[i] = Server{Addr: fmt.Sprintf("%s:%d", strings.Repeat("h", 1+rng.IntN(3)), i), Weight: 1 + rng.IntN(5)}
+		}
+		r, err := New(Pool{Distribution: Modula, Servers: servers})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var list []int
+		for _, i := range sortedServers(servers) {
+			for range servers[i].Weight {
+				list = append(list, i)
+			}
+		}
+		for k := range 200 {
+			key := []byte(fmt.Sprint("key-", round, "-", k))
+			want := list[r.HashKey(key)%uint32(len(list))]
+			if len(servers) == 1 {
+				want = 0
+			}
+			if got := r.Lookup(key); got != want {
+				t.Fatalf("round %d %v: Lookup(%s) = %d, want %d", round, servers, key, got, want)
+			}
+		}
+	}
+}
+
+// TestModulaHugeWeight: a weight of 50,000,000 is routed without a list of that length
+// (it cost 1.35 GB and 10 s), and a total nutcracker's 32-bit count cannot hold is refused.
+func TestModulaHugeWeight(t *testing.T) {
+	servers := []Server{{Addr: "a:1", Weight: 50_000_000}, {Addr: "b:1", Weight: 50_000_000}, {Addr: "cc:1", Weight: 1}}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	r, err := New(Pool{Distribution: Modula, Servers: servers})
+	runtime.ReadMemStats(&after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 1<<20 {
+		t.Fatalf("New allocated %d bytes for 3 servers", grew)
+	}
+	for k := range 1000 {
+		key := []byte(fmt.Sprint("k", k))
+		slot := r.HashKey(key) % 100_000_001
+		want := 0
+		switch {
+		case slot >= 100_000_000:
+			want = 2
+		case slot >= 50_000_000:
+			want = 1
+		}
+		if got := r.Lookup(key); got != want {
+			t.Fatalf("Lookup(%s) slot %d = %d, want %d", key, slot, got, want)
+		}
+	}
+	_, err = New(Pool{Name: "big", Distribution: Modula, Servers: []Server{{Addr: "a:1", Weight: math.MaxInt32}, {Addr: "b:1", Weight: math.MaxInt32}, {Addr: "c:1", Weight: 2}}})
+	if err == nil || !strings.Contains(err.Error(), "pool big") || !strings.Contains(err.Error(), "total server weight") {
+		t.Fatalf("err = %v, want the total weight refused", err)
 	}
 }
 

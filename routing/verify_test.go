@@ -135,7 +135,7 @@ func TestVerifyLive(t *testing.T) {
 	t.Run("cleanup", func(t *testing.T) {
 		for _, addr := range redis {
 			for _, db := range []int{0, 2} {
-				c, err := redigo.Dial("tcp", addr, redigo.DialDatabase(db), redigo.DialReadTimeout(2*time.Second))
+				c, err := redigo.Dial("tcp", addr, redigo.DialDatabase(db), redigo.DialReadTimeout(testenv.WaitTimeout))
 				if err != nil {
 					t.Fatal(err)
 				}

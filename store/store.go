@@ -41,6 +41,10 @@ var (
 	bucketPolls      = []byte("polls")
 	bucketHosts      = []byte("hosts")
 
+	bucketOutboxPending = []byte("outbox_pending")
+	bucketOutboxGaveUp  = []byte("outbox_gave_up")
+	bucketOutboxSent    = []byte("outbox_sent")
+
 	keySchema = []byte("schema_version")
 )
 
@@ -60,6 +64,16 @@ var migrations = []func(tx *bolt.Tx) error{
 	func(tx *bolt.Tx) error {
 		_, err := tx.CreateBucketIfNotExists(bucketHosts)
 		return err
+	},
+	// 3: outbox indexes (pending, undelivered, sent by time), filled from the outbox.
+	func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketOutboxPending, bucketOutboxGaveUp, bucketOutboxSent} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		t := &Tx{tx: tx}
+		return forEachJSON(t, bucketOutbox, nil, func(_ []byte, o OutboxItem) error { return indexOutbox(t, o) })
 	},
 }
 

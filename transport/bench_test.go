@@ -5,7 +5,6 @@ import (
 	"context"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/patchctl/patchctl/internal/testenv"
 	"github.com/patchctl/patchctl/transport"
@@ -13,7 +12,7 @@ import (
 
 func benchTransports(b *testing.B) map[string]transport.Transport {
 	srv := testenv.SSHD(b)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), testenv.WaitTimeout)
 	defer cancel()
 	ssh, err := transport.Dial(ctx, sshSpec(srv))
 	if err != nil {

@@ -16,6 +16,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -26,14 +28,45 @@ import (
 // DefaultTimeout bounds connecting and the SSH handshake when Spec.Timeout is zero.
 const DefaultTimeout = 10 * time.Second
 
-// SSH runs commands on a host over one SSH connection, one session per command. The remote
-// user's login shell must be a POSIX shell (sh, bash, dash, zsh, ash).
+// SSH runs commands on a host over one SSH connection, one session per command. If the
+// connection breaks (the server restarted, a firewall dropped it), the next command dials
+// again; a command that had started is never repeated. The remote user's login shell must
+// be a POSIX shell (sh, bash, dash, zsh, ash). Safe for concurrent use.
 type SSH struct {
-	host   string // address as given, for messages
-	client *ssh.Client
+	host string // address as given, for messages
+	spec Spec
+
+	mu     sync.Mutex
+	conn   *sshConn // nil after Close
+	closed bool
+
+	dials, sessions atomic.Int64
 }
 
 var _ Transport = (*SSH)(nil)
+
+// sshConn is one connection; dead is closed when it ends.
+type sshConn struct {
+	client *ssh.Client
+	dead   chan struct{}
+}
+
+func newSSHConn(c *ssh.Client) *sshConn {
+	conn := &sshConn{client: c, dead: make(chan struct{})}
+	go func() { _ = c.Wait(); close(conn.dead) }()
+	return conn
+}
+
+// SSHStats counts what an SSH transport opened, for benchmarks and operators' figures.
+type SSHStats struct {
+	Dials    int64 // connections (the first and every reconnect)
+	Sessions int64 // sessions (one per command; Put takes two, a cancel one more)
+}
+
+// Stats returns the counts so far.
+func (s *SSH) Stats() SSHStats {
+	return SSHStats{Dials: s.dials.Load(), Sessions: s.sessions.Load()}
+}
 
 // Typed errors a caller may branch on when DialSSH fails.
 var (
@@ -49,6 +82,16 @@ var (
 // spec.KnownHosts (default ~/.ssh/known_hosts). Authentication uses the key in
 // spec.IdentityFile, or if it is empty the ssh-agent's keys and ~/.ssh/id_{ed25519,ecdsa,rsa}.
 func DialSSH(ctx context.Context, spec Spec) (*SSH, error) {
+	c, err := dialSSH(ctx, spec)
+	if err != nil {
+		return nil, err
+	}
+	s := &SSH{host: spec.Address, spec: spec, conn: newSSHConn(c)}
+	s.dials.Add(1)
+	return s, nil
+}
+
+func dialSSH(ctx context.Context, spec Spec) (*ssh.Client, error) {
 	addr := spec.Address
 	if _, _, err := net.SplitHostPort(addr); err != nil {
 		addr = net.JoinHostPort(addr, "22")
@@ -88,7 +131,94 @@ func DialSSH(ctx context.Context, spec Spec) (*SSH, error) {
 		conn.Close()
 		return nil, fmt.Errorf("ssh %s: %w", spec.Address, classifyHandshake(err))
 	}
-	return &SSH{host: spec.Address, client: ssh.NewClient(c, chans, reqs)}, nil
+	return ssh.NewClient(c, chans, reqs), nil
+}
+
+// current returns the live connection, dialing again if the last one ended.
+func (s *SSH) current(ctx context.Context) (*sshConn, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, net.ErrClosed
+	}
+	select {
+	case <-s.conn.dead:
+	default:
+		return s.conn, nil
+	}
+	s.conn.client.Close()
+	c, err := dialSSH(ctx, s.spec)
+	if err != nil {
+		return nil, fmt.Errorf("reconnect: %w", err)
+	}
+	s.dials.Add(1)
+	s.conn = newSSHConn(c)
+	return s.conn, nil
+}
+
+// newSession opens a session. If the connection turns out to be broken it dials again, once:
+// a session that could not be opened ran nothing, so opening it again is safe.
+func (s *SSH) newSession(ctx context.Context) (*ssh.Session, error) {
+	for attempt := 0; ; attempt++ {
+		c, err := s.current(ctx)
+		if err != nil {
+			return nil, err
+		}
+		sess, err := c.open(ctx)
+		if err == nil {
+			s.sessions.Add(1)
+			return sess, nil
+		}
+		if attempt > 0 || ctx.Err() != nil || !c.broken(ctx) {
+			return nil, fmt.Errorf("new session: %w", err)
+		}
+	}
+}
+
+// open opens a session, giving up when ctx ends: a connection whose peer vanished without a
+// reset never answers. A session that arrives after that is closed.
+func (c *sshConn) open(ctx context.Context) (*ssh.Session, error) {
+	type opened struct {
+		sess *ssh.Session
+		err  error
+	}
+	ch := make(chan opened, 1)
+	go func() {
+		sess, err := c.client.NewSession()
+		ch <- opened{sess, err}
+	}()
+	select {
+	case o := <-ch:
+		return o.sess, o.err
+	case <-ctx.Done():
+		go func() {
+			if o := <-ch; o.sess != nil {
+				o.sess.Close()
+			}
+		}()
+		return nil, context.Cause(ctx)
+	}
+}
+
+// broken reports whether the connection has ended or no longer answers a keepalive.
+func (c *sshConn) broken(ctx context.Context) bool {
+	ch := make(chan error, 1)
+	go func() {
+		_, _, err := c.client.SendRequest("keepalive@openssh.com", true, nil)
+		ch <- err
+	}()
+	select {
+	case err := <-ch:
+		if err != nil {
+			c.client.Close() // so that current sees it dead
+			<-c.dead
+		}
+		return err != nil
+	case <-c.dead:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // clientConfig builds the handshake configuration; the closer, if not nil, is an ssh-agent
@@ -272,13 +402,18 @@ func (s *SSH) session(ctx context.Context, argv []string, stdin io.Reader, stdou
 	if err := ctx.Err(); err != nil {
 		return context.Cause(ctx)
 	}
-	sess, err := s.client.NewSession()
+	sess, err := s.newSession(ctx)
 	if err != nil {
-		return fmt.Errorf("new session: %w", err)
+		return err
 	}
 	defer sess.Close()
-	pid := &pidWriter{w: stderr, ready: make(chan struct{})}
-	sess.Stdout, sess.Stderr = stdout, pid
+	// The session's copy goroutines may outlive a cancelled call; the gates keep them from
+	// writing into the caller's buffers once it has returned.
+	out, errOut := &gate{w: stdout}, &gate{w: stderr}
+	defer out.shut()
+	defer errOut.shut()
+	pid := &pidWriter{w: errOut, ready: make(chan struct{})}
+	sess.Stdout, sess.Stderr = out, pid
 	if stdin != nil {
 		sess.Stdin = stdin
 	}
@@ -292,10 +427,15 @@ func (s *SSH) session(ctx context.Context, argv []string, stdin io.Reader, stdou
 		return err
 	case <-ctx.Done():
 	}
+	// sshd does not signal a command without a terminal when its session closes, so the
+	// command must be killed, and for that its pid is needed: if the shell has not reported
+	// it yet (a loaded host), wait for it, bounded.
 	select {
 	case <-pid.ready:
 		s.kill(pid.pid)
-	default: // the shell has not started yet: closing the session is enough
+	case <-done:
+		return context.Cause(ctx)
+	case <-time.After(startWait):
 	}
 	sess.Close()
 	select {
@@ -305,9 +445,38 @@ func (s *SSH) session(ctx context.Context, argv []string, stdin io.Reader, stdou
 	return context.Cause(ctx)
 }
 
+// afterCancelWait bounds the clean-up sessions that run after a caller's ctx ended (kill
+// a cancelled command, remove a temp file): generous, for a loaded host.
+const afterCancelWait = 30 * time.Second
+
+// startWait bounds how long a cancelled command's shell may take to report its pid.
+const startWait = 10 * time.Second
+
+// gate passes writes on until shut; later writes are dropped.
+type gate struct {
+	mu  sync.Mutex
+	w   io.Writer
+	off bool
+}
+
+func (g *gate) Write(b []byte) (int, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.off {
+		return len(b), nil
+	}
+	return g.w.Write(b)
+}
+
+func (g *gate) shut() {
+	g.mu.Lock()
+	g.off = true
+	g.mu.Unlock()
+}
+
 // kill ends a remote process group, on a fresh short deadline because the caller's ctx ended.
 func (s *SSH) kill(pid int) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), afterCancelWait)
 	defer cancel()
 	p := strconv.Itoa(pid)
 	_ = s.session(ctx, []string{"sh", "-c", `kill -KILL -- "-$1" 2>/dev/null || kill -KILL "$1"`, "sh", p}, nil, io.Discard, io.Discard)
@@ -381,7 +550,7 @@ chmod "$mode" "$t" && sync "$t" && mv -f "$t" "$p" && sync "$d" || { rm -f "$t";
 // cleanup removes a temp file after a failed Put, on a fresh short deadline because the
 // caller's ctx may be what ended.
 func (s *SSH) cleanup(tmp string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), afterCancelWait)
 	defer cancel()
 	_ = s.session(ctx, []string{"rm", "-f", tmp}, nil, io.Discard, io.Discard)
 }
@@ -416,8 +585,16 @@ func (s *SSH) ReadFile(ctx context.Context, p string) ([]byte, error) {
 	return stdout.Bytes(), nil
 }
 
-// Close closes the connection.
-func (s *SSH) Close() error { return s.client.Close() }
+// Close closes the connection; later calls fail.
+func (s *SSH) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	return s.conn.client.Close()
+}
 
 type countingReader struct {
 	r io.Reader

@@ -1,6 +1,7 @@
 package transport_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -11,7 +12,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -68,7 +71,7 @@ func TestSSHRefuses(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			spec := sshSpec(srv)
 			tt.modify(&spec)
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), testenv.WaitTimeout)
 			defer cancel()
 			tr, err := transport.Dial(ctx, spec)
 			if err == nil {
@@ -96,7 +99,7 @@ func TestSSHHostKeyAlgorithms(t *testing.T) {
 			if err := os.WriteFile(spec.KnownHosts, []byte(knownhosts.Line([]string{srv.Addr}, key)+"\n"), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), testenv.WaitTimeout)
 			defer cancel()
 			tr, err := transport.Dial(ctx, spec)
 			if err != nil {
@@ -122,7 +125,8 @@ func TestSSHHandshakeTimeout(t *testing.T) {
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err = %v, want deadline exceeded", err)
 	}
-	if d := time.Since(start); d > 3*time.Second {
+	// The silent server never answers: only the handshake timeout can end Dial.
+	if d := time.Since(start); d > testenv.WaitTimeout {
 		t.Fatalf("Dial returned after %s", d)
 	}
 	if !strings.Contains(err.Error(), spec.Address) {
@@ -134,7 +138,7 @@ func TestSSHConnectRefused(t *testing.T) {
 	srv := testenv.SSHD(t)
 	spec := sshSpec(srv)
 	spec.Address = testenv.Addr(testenv.FreePort(t))
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), testenv.WaitTimeout)
 	defer cancel()
 	_, err := transport.Dial(ctx, spec)
 	if err == nil || !strings.Contains(err.Error(), spec.Address) || !strings.Contains(err.Error(), "refused") {
@@ -186,7 +190,7 @@ func TestSSHAgentAndDefaults(t *testing.T) {
 	spec := sshSpec(srv)
 	spec.IdentityFile = ""
 	dial := func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), testenv.WaitTimeout)
 		defer cancel()
 		tr, err := transport.Dial(ctx, spec)
 		if err == nil {
@@ -203,15 +207,13 @@ func TestSSHAgentAndDefaults(t *testing.T) {
 
 	sock := filepath.Join(t.TempDir(), "agent.sock")
 	agent := testenv.Start(t, "", testenv.LookPath(t, "ssh-agent"), "-D", "-a", sock)
-	for i := 0; ; i++ {
-		if _, err := os.Stat(sock); err == nil {
-			break
+	testenv.Eventually(t, "ssh-agent to create its socket", func() bool {
+		if agent.Exited() {
+			t.Fatalf("ssh-agent exited: %s", agent.Output())
 		}
-		if i == 200 || agent.Exited() {
-			t.Fatalf("ssh-agent did not create %s: %s", sock, agent.Output())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		_, err := os.Stat(sock)
+		return err == nil
+	})
 	t.Setenv("SSH_AUTH_SOCK", sock)
 	add := exec.Command(testenv.LookPath(t, "ssh-add"), srv.IdentityFile)
 	if out, err := add.CombinedOutput(); err != nil {
@@ -219,5 +221,87 @@ func TestSSHAgentAndDefaults(t *testing.T) {
 	}
 	if err := dial(); err != nil {
 		t.Fatalf("with the key in ssh-agent: %v", err)
+	}
+}
+
+// TestSSHReconnect: when the connection breaks, the next command dials again; a command that
+// was running when it broke fails and is not run a second time.
+func TestSSHReconnect(t *testing.T) {
+	srv := testenv.SSHD(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*testenv.WaitTimeout)
+	defer cancel()
+	tr, err := transport.DialSSH(ctx, sshSpec(srv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	for range 3 {
+		if _, err := tr.Run(ctx, []string{"true"}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := tr.Stats(); st.Dials != 1 || st.Sessions != 3 {
+		t.Fatalf("after 3 commands: %+v, want 1 connection and 3 sessions", st)
+	}
+
+	marks := filepath.Join(t.TempDir(), "marks")
+	ran := make(chan error, 1)
+	go func() {
+		_, err := tr.Run(ctx, []string{"sh", "-c", `echo run >> "$1"; exec sleep 300`, "sh", marks}, nil)
+		ran <- err
+	}()
+	testenv.Eventually(t, "the long command to start", func() bool {
+		b, _ := os.ReadFile(marks)
+		return len(b) > 0
+	})
+	killConnections(t, srv)
+	if err := <-ran; err == nil {
+		t.Fatal("a command whose connection broke succeeded")
+	}
+	if _, err := tr.Run(ctx, []string{"true"}, nil); err != nil {
+		t.Fatalf("run after the connection broke: %v", err)
+	}
+	if st := tr.Stats(); st.Dials != 2 {
+		t.Fatalf("after the break: %+v, want a second connection", st)
+	}
+	if b, _ := os.ReadFile(marks); string(b) != "run\n" {
+		t.Fatalf("the interrupted command ran %q, want once", b)
+	}
+
+	tr.Close()
+	if _, err := tr.Run(ctx, []string{"true"}, nil); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("run after Close: %v, want net.ErrClosed", err)
+	}
+}
+
+// killConnections kills sshd's per-connection processes (its children), as a server restart
+// or a dropped connection would end them; the listener stays.
+func killConnections(t *testing.T, srv *testenv.SSHServer) {
+	t.Helper()
+	parent := srv.Process.Cmd.Process.Pid
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	killed := 0
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// Fields after the command name (which may hold spaces) in parentheses: state, ppid.
+		fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+		if len(fields) > 1 && fields[1] == strconv.Itoa(parent) {
+			if syscall.Kill(pid, syscall.SIGKILL) == nil {
+				killed++
+			}
+		}
+	}
+	if killed == 0 {
+		t.Fatal("sshd has no connection process to kill")
 	}
 }

@@ -3,7 +3,6 @@ package transport_test
 import (
 	"context"
 	"testing"
-	"time"
 
 	"github.com/patchctl/patchctl/internal/testenv"
 	"github.com/patchctl/patchctl/transport"
@@ -18,7 +17,7 @@ func TestSSH(t *testing.T) {
 	srv := testenv.SSHD(t)
 	spec := sshSpec(srv)
 	transporttest.Run(t, func(t *testing.T) transport.Transport {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), testenv.WaitTimeout)
 		defer cancel()
 		tr, err := transport.Dial(ctx, spec)
 		if err != nil {
@@ -31,5 +30,5 @@ func TestSSH(t *testing.T) {
 
 func sshSpec(srv *testenv.SSHServer) transport.Spec {
 	return transport.Spec{Kind: "ssh", Address: srv.Addr, User: srv.User,
-		IdentityFile: srv.IdentityFile, KnownHosts: srv.KnownHosts, Timeout: 5 * time.Second}
+		IdentityFile: srv.IdentityFile, KnownHosts: srv.KnownHosts, Timeout: testenv.WaitTimeout}
 }

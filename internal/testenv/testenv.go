@@ -157,11 +157,28 @@ func Start(t testing.TB, addr string, name string, args ...string) *Process {
 	go func() { p.err = cmd.Wait(); close(p.done) }()
 	t.Cleanup(p.Stop)
 	if addr != "" {
-		if err := WaitTCP(addr, 10*time.Second, p.done); err != nil {
+		if err := WaitTCP(addr, WaitTimeout, p.done); err != nil {
 			t.Fatalf("%s %s: %v\noutput:\n%s", filepath.Base(name), strings.Join(args, " "), err, p.Output())
 		}
 	}
 	return p
+}
+
+// WaitTimeout bounds how long a test waits for an event it needs: generous, because CI
+// machines are shared and busy; a correct test returns as soon as the event happens.
+const WaitTimeout = 60 * time.Second
+
+// Eventually polls cond until it holds, failing the test with what was awaited if it does
+// not within WaitTimeout.
+func Eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(WaitTimeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up after %s waiting for %s", WaitTimeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // WaitTCP waits until addr accepts a connection, the deadline passes, or died is closed.
@@ -223,7 +240,7 @@ func StartNutcracker(t testing.TB, version, conf string, listen ...string) *Prox
 	p := Start(t, Addr(stats), Nutcracker(t, version), "-c", path, "-s", strconv.Itoa(stats),
 		"-a", "127.0.0.1", "-i", "100", "-o", filepath.Join(dir, "nutcracker.log"))
 	for _, l := range listen {
-		if err := WaitTCP(l, 10*time.Second, p.done); err != nil {
+		if err := WaitTCP(l, WaitTimeout, p.done); err != nil {
 			log, _ := os.ReadFile(filepath.Join(dir, "nutcracker.log"))
 			t.Fatalf("nutcracker %s: listen %s: %v\nlog:\n%s", version, l, err, log)
 		}
