@@ -3,10 +3,10 @@ package app
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/patchctl/patchctl/config"
+	"github.com/patchctl/patchctl/internal/jsonfmt"
 	"github.com/patchctl/patchctl/store"
 	"github.com/patchctl/patchctl/tracker"
 	"github.com/patchctl/patchctl/window"
@@ -25,20 +25,20 @@ type WindowsReport struct {
 
 // WindowEntry is one opening of a window.
 type WindowEntry struct {
-	Name         string    `json:"name"`
-	Kind         string    `json:"kind"`
-	Policy       string    `json:"policy"`
-	Environments []string  `json:"environments"`
-	Recurrence   string    `json:"recurrence"`
-	TimeZone     string    `json:"time_zone"`
-	Opens        time.Time `json:"opens"` // in the window's zone
-	OpensUTC     time.Time `json:"opens_utc"`
-	Closes       time.Time `json:"closes"`
-	ClosesUTC    time.Time `json:"closes_utc"`
-	LastStart    time.Time `json:"last_start"` // no new host after this (closes minus cutoff)
-	Duration     string    `json:"duration"`
-	Cutoff       string    `json:"cutoff"`
-	Open         bool      `json:"open"` // open now
+	Name         string          `json:"name"`
+	Kind         string          `json:"kind"`
+	Policy       string          `json:"policy"`
+	Environments []string        `json:"environments"`
+	Recurrence   string          `json:"recurrence"`
+	TimeZone     string          `json:"time_zone"`
+	Opens        time.Time       `json:"opens"` // in the window's zone
+	OpensUTC     time.Time       `json:"opens_utc"`
+	Closes       time.Time       `json:"closes"`
+	ClosesUTC    time.Time       `json:"closes_utc"`
+	LastStart    time.Time       `json:"last_start"` // no new host after this (closes minus cutoff)
+	Duration     jsonfmt.Seconds `json:"duration_seconds"`
+	Cutoff       jsonfmt.Seconds `json:"cutoff_seconds"`
+	Open         bool            `json:"open"` // open now
 	// Blackout is set when a freeze keeps this opening shut; ClosesEarly when one starts inside it.
 	Blackout    string `json:"blackout,omitempty"`
 	ClosesEarly string `json:"closes_early,omitempty"`
@@ -77,7 +77,7 @@ func windowEntry(o window.Occurrence, now time.Time) WindowEntry {
 		Name: w.Name, Kind: string(w.Kind), Policy: w.Policy, Environments: w.Environments,
 		Recurrence: w.Recurrence.String(), TimeZone: w.Recurrence.Location().String(),
 		Opens: o.Open, OpensUTC: o.Open.UTC(), Closes: o.Close, ClosesUTC: o.Close.UTC(), LastStart: o.LastStart,
-		Duration: shortDuration(w.Duration), Cutoff: shortDuration(w.Cutoff), Open: o.Contains(now),
+		Duration: jsonfmt.Seconds(w.Duration), Cutoff: jsonfmt.Seconds(w.Cutoff), Open: o.Contains(now),
 	}
 	if e.Environments == nil {
 		e.Environments = []string{}
@@ -124,16 +124,4 @@ func hasVersion(rels []store.Release, v string) bool {
 		}
 	}
 	return false
-}
-
-// shortDuration drops zero units: 4h, 1h30m, 30m, 0s.
-func shortDuration(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
 }

@@ -19,24 +19,54 @@ import (
 	"github.com/patchctl/patchctl/store"
 )
 
-// commands is every subcommand; help and completion are generated from it.
+// commands is every subcommand, in the order help lists them; help, completion, the root
+// warning and the JSON shape test are generated from it. It is the only place a command is
+// registered: a command missing here does not exist. (Assigned in init because help and
+// completion read the table they belong to.)
 var commands []spec
 
 func init() {
-	// Assigned in init because help and completion read the table they belong to.
 	commands = []spec{
+		// The daemon and what it tracks.
 		{name: "daemon", synopsis: "run the daemon: scheduled polls, alerts, API socket, metrics",
-			build: func(env *Env, fs *flag.FlagSet) Command { return &daemonCmd{env: env} }},
+			build: func(env *Env, fs *flag.FlagSet) Command { return &daemonCmd{env: env} }, privileged: true},
 		{name: "reload", synopsis: "make the daemon re-read patchctl.yml and the inventory (as SIGHUP does); a bad file changes nothing",
 			build: func(env *Env, fs *flag.FlagSet) Command { return &reloadCmd{env: env} }},
 		{name: "status", synopsis: "show the daemon, the store and the latest polls",
 			build: func(env *Env, fs *flag.FlagSet) Command { return &statusCmd{env: env} }},
-		{name: "events", synopsis: "show the event log: what happened, when, why",
-			build: newEventsCmd},
+		{name: "poll", synopsis: "poll every release source once now, then exit",
+			build: func(env *Env, fs *flag.FlagSet) Command { return &pollCmd{env: env} }},
+		{name: "releases", synopsis: "list the releases and tags patchctl knows, newest version first", build: newReleasesCmd},
+		{name: "advisories", synopsis: "list the security advisories patchctl knows", build: newAdvisoriesCmd},
+		{name: "events", synopsis: "show the event log: what happened, when, why", build: newEventsCmd},
 		{name: "notify test", synopsis: "send a test alert through the configured channel (Slack or the log)",
 			build: func(env *Env, fs *flag.FlagSet) Command { return &notifyTestCmd{env: env} }},
 		{name: "notify retry", args: "ID|--all", synopsis: "send undelivered alerts (shown by status) again",
 			build: newNotifyRetryCmd},
+
+		// The fleet and its hosts.
+		{name: "inventory", synopsis: "show every host: running version, latest, advisories affecting it, days exposed", build: newInventoryCmd},
+		{name: "deploy", synopsis: "install a nutcracker version on a host: pre-flight, switch, restart, smoke test, automatic rollback",
+			build: newDeployCmd, privileged: true},
+		{name: "rollback", synopsis: "switch a host back to its previous good build (or --to VERSION) in one command",
+			build: newRollbackCmd, privileged: true},
+		{name: "ops", synopsis: "list the daemon's running and recent operations", build: newOpsCmd},
+		{name: "attach", args: "OPERATION", synopsis: "follow a running or finished operation of the daemon (deploy, rollback, ...) to its end", build: newAttachCmd},
+		{name: "abort", args: "OPERATION", synopsis: "abort a running operation on purpose: a deploy rolls back to the build that ran before",
+			build: newAbortCmd, privileged: true},
+		{name: "history", synopsis: "show a host's deploys and rollbacks, step by step", build: newHistoryCmd},
+		{name: "slots", synopsis: "show the builds installed on a host and which one is active", build: newSlotsCmd},
+		{name: "windows", synopsis: "list the coming patch windows: when (local and UTC), how long, cutoff, what each serves", build: newWindowsCmd},
+
+		// Guardrails for nutcracker.yml.
+		{name: "lint", args: "FILE...", synopsis: "check nutcracker.yml files against the nutcracker version that will run them", build: newLintCmd},
+		{name: "check connect", args: "FILE", synopsis: "connect to every backend of every pool and check it speaks the pool's protocol", build: newCheckConnectCmd},
+		{name: "routing verify", args: "FILE", synopsis: "write probe keys through a live proxy and find each on the backend patchctl predicts", build: newRoutingVerifyCmd},
+		{name: "routing diff", args: "OLD NEW", synopsis: "show the fraction of keys that move between two configurations", build: newRoutingDiffCmd},
+		{name: "audit", synopsis: "check this host's nutcracker processes and configurations for least privilege", build: newAuditCmd},
+
+		// Trying patchctl, and the CLI itself.
+		{name: "demo", synopsis: "run the daemon against an embedded mirror of twemproxy's release history and a local Slack webhook", build: newDemoCmd},
 		{name: "version", synopsis: "print patchctl's version",
 			build: func(env *Env, fs *flag.FlagSet) Command { return &versionCmd{env: env} }},
 		{name: "completion", args: "bash|zsh|fish", synopsis: "print a shell completion script",
@@ -226,6 +256,10 @@ func (c *helpCmd) Run(context.Context) error {
 	}
 	sp, _ := lookup(c.args)
 	if sp == nil {
+		if group := subcommands(c.args[0]); len(group) > 0 {
+			printGroupUsage(c.env.Out, c.args[0], group)
+			return nil
+		}
 		return usagef("unknown command %q", strings.Join(c.args, " "))
 	}
 	fs := flag.NewFlagSet(sp.name, flag.ContinueOnError)

@@ -9,12 +9,6 @@ import (
 	"github.com/patchctl/patchctl/app"
 )
 
-func init() {
-	commands = append(commands,
-		spec{name: "windows", synopsis: "list the coming patch windows: when (local and UTC), how long, cutoff, what each serves", build: newWindowsCmd},
-	)
-}
-
 func newWindowsCmd(env *Env, fs *flag.FlagSet) Command {
 	q := &query[app.WindowsArgs, app.WindowsReport]{env: env, method: "windows", table: windowsTable,
 		required: func(a app.WindowsArgs) error {
@@ -49,7 +43,7 @@ func windowsTable(w io.Writer, _ app.WindowsArgs, rep app.WindowsReport) {
 		case e.ClosesEarly != "":
 			state = "closes early: blackout " + e.ClosesEarly
 		}
-		row(w, e.Name, e.Kind, e.Opens.Format("2006-01-02 15:04 -07:00"), e.TimeZone, e.OpensUTC.Format("2006-01-02 15:04"), e.Duration,
+		row(w, e.Name, e.Kind, e.Opens.Format("2006-01-02 15:04 -07:00"), e.TimeZone, e.OpensUTC.Format("2006-01-02 15:04"), shortDuration(e.Duration.D()),
 			e.LastStart.Format("15:04 -07:00"), serves, state)
 	}
 }

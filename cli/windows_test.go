@@ -45,8 +45,8 @@ func TestWindowsCommand(t *testing.T) {
 			OpensUTC     time.Time `json:"opens_utc"`
 			Closes       time.Time `json:"closes"`
 			LastStart    time.Time `json:"last_start"`
-			Duration     string    `json:"duration"`
-			Cutoff       string    `json:"cutoff"`
+			Duration     float64   `json:"duration_seconds"`
+			Cutoff       float64   `json:"cutoff_seconds"`
 		} `json:"windows"`
 	}
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
@@ -63,7 +63,7 @@ func TestWindowsCommand(t *testing.T) {
 		local := w.Opens.In(loc)
 		switch w.Name {
 		case "nightly":
-			if local.Hour() != 1 || local.Minute() != 30 || w.Duration != "2h" || w.Cutoff != "30m" || w.Kind != "security" {
+			if local.Hour() != 1 || local.Minute() != 30 || w.Duration != 7200 || w.Cutoff != 1800 || w.Kind != "security" {
 				t.Errorf("nightly opening %+v (local %v)", w, local)
 			}
 		case "staging":
