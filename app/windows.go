@@ -2,11 +2,14 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/patchctl/patchctl/config"
 	"github.com/patchctl/patchctl/internal/jsonfmt"
+	"github.com/patchctl/patchctl/inventory"
+	"github.com/patchctl/patchctl/patching"
 	"github.com/patchctl/patchctl/store"
 	"github.com/patchctl/patchctl/tracker"
 	"github.com/patchctl/patchctl/window"
@@ -21,6 +24,24 @@ type WindowsArgs struct {
 type WindowsReport struct {
 	Now     time.Time     `json:"now"`
 	Windows []WindowEntry `json:"windows"`
+	// Rollouts are the scheduler's rollouts in progress, one per policy at most.
+	Rollouts []PatchRollout `json:"rollouts"`
+}
+
+// PatchRollout is a rollout the scheduler drives.
+type PatchRollout struct {
+	Policy     string    `json:"policy"`
+	Rollout    string    `json:"rollout"`
+	Version    string    `json:"version"`
+	FastTrack  string    `json:"fast_track,omitempty"`
+	Approved   bool      `json:"approved,omitempty"`
+	ApprovedBy string    `json:"approved_by,omitempty"`
+	Since      time.Time `json:"since"`
+}
+
+func patchRollout(st store.PatchState) PatchRollout {
+	return PatchRollout{Policy: st.Policy, Rollout: st.Rollout, Version: st.Version, FastTrack: st.FastTrack,
+		Approved: st.Approved, ApprovedBy: st.ApprovedBy, Since: st.Since}
 }
 
 // WindowEntry is one opening of a window.
@@ -42,6 +63,8 @@ type WindowEntry struct {
 	// Blackout is set when a freeze keeps this opening shut; ClosesEarly when one starts inside it.
 	Blackout    string `json:"blackout,omitempty"`
 	ClosesEarly string `json:"closes_early,omitempty"`
+	// Plan is what the window would do (now if open, else at its opening) and why.
+	Plan patching.Decision `json:"plan"`
 }
 
 // maxNext bounds --next.
@@ -51,6 +74,12 @@ func setupWindows(ctx context.Context, a *App) error {
 	if err := a.checkPins(ctx, a.config()); err != nil {
 		return err
 	}
+	a.patch = patching.New(patching.Options{Store: a.store, Clock: patching.ClockFunc(a.now), Config: a.config,
+		Logger: a.log.With("component", "patching"),
+		Hosts: func(ctx context.Context) ([]inventory.Exposure, error) {
+			rep, err := a.fleet.report(ctx)
+			return rep.Hosts, err
+		}})
 	a.addReloader(func(ctx context.Context, cfg *config.Config) (func(), error) {
 		return func() {}, a.checkPins(ctx, cfg)
 	})
@@ -62,13 +91,46 @@ func setupWindows(ctx context.Context, a *App) error {
 			return nil, &Error{Kind: KindUsage, Msg: fmt.Sprintf("--next must be between 1 and %d", maxNext)}
 		}
 		now := a.now()
-		rep := WindowsReport{Now: now.UTC(), Windows: []WindowEntry{}}
+		rep := WindowsReport{Now: now.UTC(), Windows: []WindowEntry{}, Rollouts: []PatchRollout{}}
 		for _, o := range window.Upcoming(a.config().Windows(), now, args.Next) {
-			rep.Windows = append(rep.Windows, windowEntry(o, now))
+			e := windowEntry(o, now)
+			var err error
+			if e.Plan, err = a.patch.Plan(ctx, o); err != nil {
+				return nil, err
+			}
+			rep.Windows = append(rep.Windows, e)
 		}
-		return rep, nil
+		sts, err := a.patch.InProgress(ctx)
+		for _, st := range sts {
+			rep.Rollouts = append(rep.Rollouts, patchRollout(st))
+		}
+		return rep, err
+	})
+	handle(a, "rollout.approve", func(ctx context.Context, args RolloutIDArgs) (any, error) {
+		st, err := a.patch.Approve(ctx, args.ID)
+		if errors.Is(err, patching.ErrNotScheduled) {
+			return nil, &Error{Kind: KindUsage, Msg: err.Error()}
+		}
+		return patchRollout(st), err
+	})
+	handle(a, "release.unmark", func(ctx context.Context, args UnmarkArgs) (any, error) {
+		err := a.patch.Unmark(ctx, args.Version)
+		if errors.Is(err, patching.ErrNotMarked) {
+			return nil, &Error{Kind: KindFailed, Msg: err.Error()}
+		}
+		return args, err
 	})
 	return nil
+}
+
+// RolloutIDArgs name a rollout.
+type RolloutIDArgs struct {
+	ID string `json:"id"`
+}
+
+// UnmarkArgs name a version to clear.
+type UnmarkArgs struct {
+	Version string `json:"version"`
 }
 
 func windowEntry(o window.Occurrence, now time.Time) WindowEntry {

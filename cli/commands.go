@@ -56,7 +56,7 @@ func init() {
 			build: newAbortCmd, privileged: true},
 		{name: "history", synopsis: "show a host's deploys and rollbacks, step by step", build: newHistoryCmd},
 		{name: "slots", synopsis: "show the builds installed on a host and which one is active", build: newSlotsCmd},
-		{name: "windows", synopsis: "list the coming patch windows: when (local and UTC), how long, cutoff, what each serves", build: newWindowsCmd},
+		{name: "windows", synopsis: "list the coming patch windows: when (local and UTC), how long, cutoff, what each serves and would do", build: newWindowsCmd},
 
 		// Guardrails for nutcracker.yml.
 		{name: "lint", args: "FILE...", synopsis: "check nutcracker.yml files against the nutcracker version that will run them", build: newLintCmd},
@@ -179,10 +179,13 @@ func (c *reloadCmd) Run(ctx context.Context) error {
 
 type statusCmd struct{ env *Env }
 
-// statusView is the status of the daemon plus the fleet's per-environment counts.
+// statusView is the status of the daemon plus the fleet's per-environment counts, the next
+// patch window and the scheduler's rollouts in progress.
 type statusView struct {
 	app.Status
-	Fleet []inventory.EnvironmentSummary `json:"fleet"`
+	Fleet      []inventory.EnvironmentSummary `json:"fleet"`
+	NextWindow *app.WindowEntry               `json:"next_window,omitempty"`
+	Rollouts   []app.PatchRollout             `json:"patch_rollouts"`
 }
 
 func (c *statusCmd) Run(ctx context.Context) error {
@@ -199,6 +202,14 @@ func (c *statusCmd) Run(ctx context.Context) error {
 			return err
 		}
 		st.Fleet = fleet.Environments
+		var wins app.WindowsReport
+		if err := c.env.call(ctx, "windows", app.WindowsArgs{Next: 1}, &wins); err != nil {
+			return err
+		}
+		if len(wins.Windows) > 0 {
+			st.NextWindow = &wins.Windows[0]
+		}
+		st.Rollouts = wins.Rollouts
 	}
 	return c.env.emit(st, func(w io.Writer) {
 		mode := "not running (read the store directly)"
@@ -235,6 +246,16 @@ func (c *statusCmd) Run(ctx context.Context) error {
 				outcome += ": " + p.LastError
 			}
 			row(w, "source "+p.Source, fmt.Sprintf("last poll %s, %s", cell(p.LastAttempt), outcome))
+		}
+		if e := st.NextWindow; e != nil {
+			when := "opens " + e.Opens.Format("2006-01-02 15:04 -07:00") + " " + e.TimeZone
+			if e.Open {
+				when = "OPEN until " + e.Closes.Format("2006-01-02 15:04 -07:00") + " " + e.TimeZone
+			}
+			row(w, "next window", fmt.Sprintf("%s (%s) %s: %s", e.Name, e.Kind, when, planText(e.Plan)))
+		}
+		for _, r := range st.Rollouts {
+			row(w, "patch rollout", fmt.Sprintf("%s of %s (policy %s)%s", r.Rollout, r.Version, r.Policy, approvedText(r)))
 		}
 		if len(st.Fleet) > 0 {
 			fmt.Fprintln(w)

@@ -93,6 +93,23 @@ func TestWindowsCommand(t *testing.T) {
 		t.Errorf("--next 0: exit %d %s", code, errOut)
 	}
 
+	if !strings.Contains(out, "no candidate: no release known yet") {
+		t.Errorf("the table does not say why nothing happens:\n%s", out)
+	}
+	if code, _, errOut := run(t, nil, "--config", cfg, "rollout", "approve", "r-unknown"); code != cli.ExitUsage || !strings.Contains(errOut, "not a rollout of the patch scheduler") {
+		t.Errorf("approve unknown: exit %d %s", code, errOut)
+	}
+	if code, _, errOut := run(t, nil, "--config", cfg, "release", "unmark", "0.5.0"); code != cli.ExitFailure || !strings.Contains(errOut, "not marked bad") {
+		t.Errorf("unmark unmarked: exit %d %s", code, errOut)
+	}
+	if code, _, _ := run(t, nil, "--config", cfg, "release", "unmark"); code != cli.ExitUsage {
+		t.Errorf("unmark without a version: exit %d", code)
+	}
+	code, out, _ = run(t, nil, "--config", cfg, "status", "-o", "json")
+	if code != cli.ExitOK || !strings.Contains(out, `"next_window": {`) || !strings.Contains(out, `"patch_rollouts": []`) {
+		t.Errorf("status: exit %d\n%s", code, out)
+	}
+
 	none := writeConfig(t, "")
 	code, out, _ = run(t, nil, "--config", none, "windows", "-o", "json")
 	if code != cli.ExitOK || !strings.Contains(out, `"windows": []`) {
