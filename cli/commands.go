@@ -65,6 +65,10 @@ func init() {
 		{name: "routing diff", args: "OLD NEW", synopsis: "show the fraction of keys that move between two configurations", build: newRoutingDiffCmd},
 		{name: "audit", synopsis: "check this host's nutcracker processes and configurations for least privilege", build: newAuditCmd},
 
+		// Air-gapped sites.
+		{name: "mirror serve", synopsis: "serve a directory laid out like GitHub's releases API (or twemproxy's built-in history) for daemons without internet access",
+			build: newMirrorServeCmd},
+
 		// Trying patchctl, and the CLI itself.
 		{name: "demo", synopsis: "run the daemon against an embedded mirror of twemproxy's release history and a local Slack webhook", build: newDemoCmd},
 		{name: "version", synopsis: "print patchctl's version",
