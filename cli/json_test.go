@@ -25,6 +25,7 @@ var noJSON = map[string]string{
 	"mirror serve": "serves HTTP until stopped",
 	"completion":   "prints a shell script",
 	"help":         "prints help text",
+	"__complete":   "prints completion candidates for the shell scripts",
 }
 
 // TestEveryCommandJSON runs every command with -o json against a prepared store and a
