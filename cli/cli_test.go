@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -108,23 +107,6 @@ func TestReadOnlyCommandsCreateNoState(t *testing.T) {
 		if _, err := os.Stat(dataDir); err == nil {
 			t.Fatalf("%v created %s", args, dataDir)
 		}
-	}
-}
-
-// TestBashCompletionLoads checks the generated script is valid bash that completes commands.
-func TestBashCompletionLoads(t *testing.T) {
-	_, script, _ := run(t, nil, "completion", "bash")
-	bash, err := exec.LookPath("bash")
-	if err != nil {
-		t.Fatal(err)
-	}
-	probe := script + "\nCOMP_WORDS=(patchctl ev); COMP_CWORD=1; _patchctl; echo \"${COMPREPLY[@]}\"\n"
-	out, err := exec.Command(bash, "-c", probe).CombinedOutput()
-	if err != nil {
-		t.Fatalf("bash: %v\n%s", err, out)
-	}
-	if strings.TrimSpace(string(out)) != "events" {
-		t.Fatalf("completion of 'ev' = %q", out)
 	}
 }
 

@@ -241,6 +241,14 @@ func (c *completionCmd) Run(context.Context) error {
 	return nil
 }
 
+// casePattern matches "$c1 $c2" in a shell case: a one-word command is followed by anything.
+func casePattern(name string) string {
+	if strings.Contains(name, " ") {
+		return fmt.Sprintf("%q", name)
+	}
+	return fmt.Sprintf("%q*", name+" ")
+}
+
 func (g grammar) names() []string {
 	names := make([]string, 0, len(g.flags))
 	for n := range g.flags {
@@ -264,11 +272,7 @@ func (g grammar) bash(w io.Writer) {
 	}
 	fmt.Fprintf(w, "  esac\n  case \"$cur\" in -*)\n    case \"$c1 $c2\" in\n")
 	for _, n := range g.names() {
-		pattern := n
-		if !strings.Contains(n, " ") {
-			pattern = n + " *"
-		}
-		fmt.Fprintf(w, "      %q) COMPREPLY=($(compgen -W %q -- \"$cur\"));;\n", pattern, strings.Join(g.flags[n], " "))
+		fmt.Fprintf(w, "      %s) COMPREPLY=($(compgen -W %q -- \"$cur\"));;\n", casePattern(n), strings.Join(g.flags[n], " "))
 	}
 	fmt.Fprintf(w, "    esac;;\n  *) case \"$c1\" in\n")
 	if len(g.argCmds) > 0 {
@@ -290,11 +294,7 @@ func (g grammar) zsh(w io.Writer) {
 	}
 	fmt.Fprintf(w, "  esac\n  if [[ $words[CURRENT] == -* ]]; then\n    case \"$words[2] $words[3]\" in\n")
 	for _, n := range g.names() {
-		pattern := fmt.Sprintf("%q", n)
-		if !strings.Contains(n, " ") {
-			pattern = fmt.Sprintf("%q*", n+" ")
-		}
-		fmt.Fprintf(w, "      %s) compadd -- %s;;\n", pattern, strings.Join(g.flags[n], " "))
+		fmt.Fprintf(w, "      %s) compadd -- %s;;\n", casePattern(n), strings.Join(g.flags[n], " "))
 	}
 	fmt.Fprintf(w, "    esac\n    return\n  fi\n")
 	if len(g.argCmds) > 0 {
