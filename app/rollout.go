@@ -46,13 +46,6 @@ type OpReply struct {
 	Error    string             `json:"error,omitempty"`
 }
 
-// SmokeTimeout defaults: a pidfile host runs nutcracker with a 1 s stats interval; other
-// modes keep nutcracker's 30 s default, and the smoke test waits for one refresh.
-const (
-	smokePidfile = 10 * time.Second
-	smokeOther   = 45 * time.Second
-)
-
 func setupRollout(_ context.Context, a *App) error {
 	r := rollout.New(a.store, rollout.Options{Logger: a.log.With("component", "rollout"), Now: a.now, OnStep: a.streamStep})
 	cache := artifact.New(a.config().Artifacts.Dir, a.log.With("component", "artifact"))
@@ -83,9 +76,6 @@ func setupRollout(_ context.Context, a *App) error {
 				return nil, err
 			}
 			opts := rollout.DeployOptions{DryRun: args.DryRun, SmokeTimeout: args.SmokeTimeout}
-			if opts.SmokeTimeout == 0 {
-				opts.SmokeTimeout = smokeTimeout(spec)
-			}
 			var restore func()
 			if !args.DryRun {
 				// The inventory must not report the coming version change as unexpected.
@@ -206,13 +196,6 @@ func opReply(res rollout.Result, art *artifact.Artifact, err error) (any, error)
 	return reply, nil
 }
 
-func smokeTimeout(spec rollout.HostSpec) time.Duration {
-	if spec.Process.Mode == rollout.ModePidfile {
-		return smokePidfile
-	}
-	return smokeOther
-}
-
 func (a *App) knownHost(name string) error {
 	_, err := a.inventoryHost(name)
 	return err
@@ -282,7 +265,8 @@ func toHostSpec(h inventory.Host, t transport.Transport) rollout.HostSpec {
 	return rollout.HostSpec{
 		Name: h.Name, Transport: t, Root: d.Root, Config: h.Config, StatsAddr: h.Stats, ProbeHost: d.ProbeHost,
 		Process: rollout.Process{Mode: d.Restart, Unit: d.Unit, Start: d.Start, Stop: d.Stop, User: d.User,
-			PidFile: d.PidFile, LogFile: d.LogFile},
+			PidFile: d.PidFile, LogFile: d.LogFile, StatsInterval: d.StatsInterval, StopTimeout: d.StopTimeout},
+		Keep: d.Keep, SmokeTimeout: d.SmokeTimeout,
 	}
 }
 

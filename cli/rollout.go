@@ -26,7 +26,7 @@ func newDeployCmd(env *Env, fs *flag.FlagSet) Command {
 	fs.StringVar(&c.args.Version, "version", "", "nutcracker `version` to install (required)")
 	fs.StringVar(&c.binary, "binary", "", "deploy this local nutcracker `file` instead of the configured artifact sources (the CLI reads it and sends its content)")
 	fs.BoolVar(&c.args.DryRun, "dry-run", false, "show what would happen, touch nothing")
-	fs.DurationVar(&c.args.SmokeTimeout, "smoke-timeout", 0, "bound on each smoke test (default 10s for pidfile hosts, 45s otherwise)")
+	fs.DurationVar(&c.args.SmokeTimeout, "smoke-timeout", 0, "bound on each smoke test (default: the host's deploy.smoke_timeout, else 10s)")
 	detachFlag(fs, &c.detach)
 	return c
 }
