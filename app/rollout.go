@@ -46,13 +46,6 @@ type OpReply struct {
 	Error    string             `json:"error,omitempty"`
 }
 
-// SmokeTimeout defaults: a pidfile host runs nutcracker with a 1 s stats interval; other
-// modes keep nutcracker's 30 s default, and the smoke test waits for one refresh.
-const (
-	smokePidfile = 10 * time.Second
-	smokeOther   = 45 * time.Second
-)
-
 func setupRollout(_ context.Context, a *App) error {
 	r := rollout.New(a.store, rollout.Options{Logger: a.log.With("component", "rollout"), Now: a.now, OnStep: a.streamStep})
 	cache := artifact.New(a.config().Artifacts.Dir, a.log.With("component", "artifact"))
@@ -87,9 +80,6 @@ func setupRollout(_ context.Context, a *App) error {
 				return nil, err
 			}
 			opts := rollout.DeployOptions{DryRun: args.DryRun, SmokeTimeout: args.SmokeTimeout}
-			if opts.SmokeTimeout == 0 {
-				opts.SmokeTimeout = smokeTimeout(spec)
-			}
 			var restore func()
 			if !args.DryRun {
 				// The inventory must not report the coming version change as unexpected.
@@ -144,6 +134,7 @@ func setupRollout(_ context.Context, a *App) error {
 	// A deploy interrupted by a crash is finished or undone as soon as the daemon is back,
 	// not only when someone next touches the host.
 	a.addLoop(func(ctx context.Context) {
+		ctx = store.WithActor(ctx, "the daemon (recovery of an interrupted operation)")
 		inv := a.inventory()
 		if inv == nil {
 			return
@@ -210,13 +201,6 @@ func opReply(res rollout.Result, art *artifact.Artifact, err error) (any, error)
 	}
 	reply.Error = err.Error()
 	return reply, nil
-}
-
-func smokeTimeout(spec rollout.HostSpec) time.Duration {
-	if spec.Process.Mode == rollout.ModePidfile {
-		return smokePidfile
-	}
-	return smokeOther
 }
 
 func (a *App) knownHost(name string) error {
@@ -288,7 +272,8 @@ func toHostSpec(h inventory.Host, t transport.Transport) rollout.HostSpec {
 	return rollout.HostSpec{
 		Name: h.Name, Transport: t, Root: d.Root, Config: h.Config, StatsAddr: h.Stats, ProbeHost: d.ProbeHost,
 		Process: rollout.Process{Mode: d.Restart, Unit: d.Unit, Start: d.Start, Stop: d.Stop, User: d.User,
-			PidFile: d.PidFile, LogFile: d.LogFile},
+			PidFile: d.PidFile, LogFile: d.LogFile, StatsInterval: d.StatsInterval, StopTimeout: d.StopTimeout},
+		Keep: d.Keep, SmokeTimeout: d.SmokeTimeout,
 	}
 }
 
