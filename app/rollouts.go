@@ -270,7 +270,7 @@ func (f *fleetHosts) Deploy(ctx context.Context, host, version string, since tim
 		return err
 	}
 	_, err = retryBusy(ctx, func() (rollout.Result, error) {
-		return r.Deploy(ctx, spec, rollout.Artifact{Path: art.Path, Version: art.Version}, rollout.DeployOptions{SmokeTimeout: smokeTimeout(spec)})
+		return r.Deploy(ctx, spec, rollout.Artifact{Path: art.Path, Version: art.Version}, rollout.DeployOptions{})
 	})
 	return err
 }

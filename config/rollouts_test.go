@@ -39,7 +39,7 @@ func TestRolloutPolicyErrors(t *testing.T) {
 			`bad.yml:2: rollouts.default_policy: no policy is named "fast"`},
 		{"bad glob", "rollouts:\n  default_policy: p\n  policies:\n    - name: p\n      waves:\n        - name: a\n          hosts: [\"[\"]\n",
 			"rollouts.policies[0].waves[0].hosts[0]: bad glob"},
-		{"unknown key", "rollouts:\n  policies:\n    - name: p\n      wavez: []\n", `bad.yml:4: unknown key "wavez"`},
+		{"unknown key", "rollouts:\n  policies:\n    - name: p\n      wavez: []\n", `bad.yml:4: rollouts.policies[0]: unknown key "wavez"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := config.Parse("bad.yml", strings.NewReader(tc.yaml))
