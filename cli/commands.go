@@ -173,7 +173,7 @@ func newEventsCmd(env *Env, fs *flag.FlagSet) Command {
 	c := &eventsCmd{env: env}
 	fs.StringVar(&c.filter.Kind, "kind", "", "only events of this `kind`, or a prefix ending in '.' (e.g. deploy.)")
 	fs.StringVar(&c.filter.Subject, "subject", "", "only events about this source or `host`")
-	fs.IntVar(&c.filter.Limit, "n", 50, "show the newest `N` events (0 = all)")
+	intFlag(fs, &c.filter.Limit, "n", 50, 0, 1_000_000, "show the newest `N` events (0 = all)")
 	return c
 }
 

@@ -34,7 +34,7 @@ func newDeployCmd(env *Env, fs *flag.FlagSet) Command {
 	fs.StringVar(&c.args.Version, "version", "", "nutcracker `version` to install (required)")
 	fs.StringVar(&c.args.Binary, "binary", "", "deploy this local nutcracker `file` instead of the configured artifact sources")
 	fs.BoolVar(&c.args.DryRun, "dry-run", false, "show what would happen, touch nothing")
-	fs.DurationVar(&c.args.SmokeTimeout, "smoke-timeout", 0, "bound on each smoke test (default 10s for pidfile hosts, 45s otherwise)")
+	durationFlag(fs, &c.args.SmokeTimeout, "smoke-timeout", 0, 0, time.Hour, "`bound` on each smoke test; 0 = 10s for pidfile hosts, 45s otherwise")
 	detachFlag(fs, &c.detach)
 	return c
 }
