@@ -24,6 +24,7 @@ import (
 	"github.com/patchctl/patchctl/config"
 	"github.com/patchctl/patchctl/inventory"
 	"github.com/patchctl/patchctl/notify"
+	"github.com/patchctl/patchctl/patching"
 	"github.com/patchctl/patchctl/store"
 )
 
@@ -69,6 +70,8 @@ type App struct {
 	notifier  notify.Notifier
 	progress  io.Writer
 	inv       atomic.Pointer[inventory.Inventory] // nil without an inventory file
+	fleet     *fleet                              // the inventory's last pass, per host
+	patch     *patching.Scheduler                 // the patch-window scheduler
 	kick      chan struct{}                       // wakes the outbox dispatcher
 	closers   []func() error
 	listener  string // socket the daemon serves, once serving
@@ -127,6 +130,7 @@ var components = []func(ctx context.Context, a *App) error{
 	setupTracker,
 	setupInventory,
 	setupRollout,
+	setupRetention,
 	setupWindows,
 	setupReload,
 }
@@ -372,7 +376,21 @@ type Status struct {
 	Socket      string            `json:"socket,omitempty"`
 	Polls       []store.PollState `json:"polls"`
 	OutboxDepth int               `json:"outbox_depth"`
+	// Undelivered are alerts delivery was abandoned for (max_attempts or a permanent
+	// refusal): `patchctl notify retry` sends them again.
+	Undelivered []Undelivered     `json:"undelivered"`
+	StoreBytes  int64             `json:"store_bytes"`
 	NextRuns    map[string]string `json:"next_runs,omitempty"`
+}
+
+// Undelivered is an alert that was given up on.
+type Undelivered struct {
+	ID        uint64    `json:"id"`
+	Key       string    `json:"key"`
+	Headline  string    `json:"headline,omitempty"`
+	Attempts  int       `json:"attempts"`
+	LastError string    `json:"last_error,omitempty"`
+	GaveUpAt  time.Time `json:"gave_up_at"`
 }
 
 func setupCore(_ context.Context, a *App) error {
@@ -393,8 +411,19 @@ func setupCore(_ context.Context, a *App) error {
 			if st.Polls, err = tx.PollStates(); err != nil {
 				return err
 			}
-			items, err := tx.Outbox(true)
-			st.OutboxDepth = len(items)
+			if st.OutboxDepth, _, err = tx.OutboxCounts(); err != nil {
+				return err
+			}
+			st.StoreBytes = tx.Size()
+			items, err := tx.Undelivered()
+			st.Undelivered = make([]Undelivered, 0, len(items))
+			for _, it := range items {
+				u := Undelivered{ID: it.ID, Key: it.Key, Attempts: it.Attempts, LastError: it.LastError, GaveUpAt: it.GaveUpAt}
+				if m, err := notify.Render(it.Payload); err == nil {
+					u.Headline = m.Headline()
+				}
+				st.Undelivered = append(st.Undelivered, u)
+			}
 			return err
 		})
 		return st, err

@@ -76,6 +76,7 @@ func setupInventory(_ context.Context, a *App) error {
 		return err
 	}
 	f := &fleet{a: a, sem: make(chan struct{}, 1)}
+	a.fleet = f
 	f.use(st)
 	f.hosts = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "patchctl_hosts", Help: "Inventoried hosts by environment and running version (\"unknown\" when unreadable)."}, []string{"environment", "version"})
 	f.exposed = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "patchctl_hosts_exposed", Help: "Hosts affected by known advisories, by the highest severity."}, []string{"environment", "severity"})
@@ -323,6 +324,7 @@ func inventoryMessage(ev inventory.Event) notify.Message {
 		m.Security = true
 		m.Title = fmt.Sprintf("%s is exposed to %d advisories", ev.Host, len(ev.Advisories))
 		m.Summary = "Affected by: " + strings.Join(ev.Advisories, ", ") + ". Highest severity: " + ev.Severity.String() + "."
+		m.AdvisorySeverity = ev.Severity.String()
 		if ev.Severity >= advisory.SeverityHigh {
 			m.Severity = notify.SeverityCritical
 		}

@@ -47,6 +47,7 @@ func setupNotify(_ context.Context, a *App) error {
 		return func(d *notify.Dispatcher) {
 			d.Notifier, d.MaxAttempts = n, cfg.Notify.MaxAttempts
 			d.MinBackoff, d.MaxBackoff = cfg.Notify.MinBackoff, cfg.Notify.MaxBackoff
+			d.Gap, d.DigestAfter = cfg.Notify.MinGap, cfg.Notify.DigestAfter
 		}
 	}
 	d.Configure(configure(cfg, n))
@@ -63,12 +64,67 @@ func setupNotify(_ context.Context, a *App) error {
 	a.addLoop(func(ctx context.Context) {
 		d.Run(ctx, func() time.Duration { return a.config().Notify.Interval }, a.kick)
 	})
-	a.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "patchctl_outbox_pending", Help: "Notifications waiting in the outbox.",
-	}, func() float64 {
-		items, _ := a.store.Outbox(context.Background(), true)
-		return float64(len(items))
-	}))
+	// Scrapes count index keys: they decode no outbox item.
+	outboxCount := func(undelivered bool) func() float64 {
+		return func() float64 {
+			var p, u int
+			a.store.View(context.Background(), func(tx *store.Tx) (err error) {
+				p, u, err = tx.OutboxCounts()
+				return err
+			})
+			if undelivered {
+				return float64(u)
+			}
+			return float64(p)
+		}
+	}
+	a.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "patchctl_outbox_pending", Help: "Notifications waiting in the outbox."}, outboxCount(false)),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "patchctl_outbox_undelivered",
+			Help: "Notifications given up on (max_attempts or a permanent refusal); patchctl notify retry sends them again."}, outboxCount(true)),
+	)
+
+	handle(a, "notify.retry", func(ctx context.Context, args RetryArgs) (any, error) {
+		if (args.ID == 0) == !args.All {
+			return nil, &Error{Kind: KindUsage, Msg: "give one alert ID or --all"}
+		}
+		var res RetryResult
+		err := a.store.Update(ctx, func(tx *store.Tx) error {
+			ids := []uint64{args.ID}
+			if args.All {
+				items, err := tx.Undelivered()
+				if err != nil {
+					return err
+				}
+				ids = ids[:0]
+				for _, it := range items {
+					ids = append(ids, it.ID)
+				}
+			}
+			for _, id := range ids {
+				ok, err := tx.Retry(id)
+				if err != nil {
+					return err
+				}
+				if !ok {
+					return &Error{Kind: KindUsage, Msg: fmt.Sprintf("alert %d is not undelivered (see patchctl status)", id)}
+				}
+				if _, err := tx.AppendEvent(store.Event{Kind: "notify.requeued", Subject: fmt.Sprint(id), Message: "undelivered alert queued again"}); err != nil {
+					return err
+				}
+				res.Requeued = append(res.Requeued, id)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		if res.Requeued == nil {
+			res.Requeued = []uint64{}
+		}
+		a.wake()
+		return res, nil
+	})
 
 	handle(a, "notify.test", func(ctx context.Context, _ struct{}) (any, error) {
 		msg := notify.Message{
@@ -97,6 +153,17 @@ func setupNotify(_ context.Context, a *App) error {
 		return map[string]string{"channel": desc, "result": "delivered"}, nil
 	})
 	return nil
+}
+
+// RetryArgs name the undelivered alerts to send again: one ID, or all.
+type RetryArgs struct {
+	ID  uint64 `json:"id,omitempty"`
+	All bool   `json:"all,omitempty"`
+}
+
+// RetryResult lists the alerts queued again.
+type RetryResult struct {
+	Requeued []uint64 `json:"requeued"`
 }
 
 // notifierDesc is the alert channel in force and how `notify test` names it.

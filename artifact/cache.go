@@ -52,9 +52,9 @@ func (e *HTTPError) Error() string { return fmt.Sprintf("GET %s: %s", e.URL, e.S
 
 // Artifact is a verified nutcracker binary in the cache.
 type Artifact struct {
-	Path    string // executable, under the cache directory; never modified once written
-	SHA256  string // of the binary
-	Version string // as reported by `nutcracker -V`
+	Path    string `json:"path"`    // executable, under the cache directory; never modified once written
+	SHA256  string `json:"sha256"`  // of the binary
+	Version string `json:"version"` // as reported by `nutcracker -V`
 }
 
 // Cache resolves sources to binaries and keeps every file it fetched or extracted under

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -17,22 +19,54 @@ import (
 	"github.com/patchctl/patchctl/store"
 )
 
-// commands is every subcommand; help and completion are generated from it.
+// commands is every subcommand, in the order help lists them; help, completion, the root
+// warning and the JSON shape test are generated from it. It is the only place a command is
+// registered: a command missing here does not exist. (Assigned in init because help and
+// completion read the table they belong to.)
 var commands []spec
 
 func init() {
-	// Assigned in init because help and completion read the table they belong to.
 	commands = []spec{
+		// The daemon and what it tracks.
 		{name: "daemon", synopsis: "run the daemon: scheduled polls, alerts, API socket, metrics",
-			build: func(env *Env, fs *flag.FlagSet) Command { return &daemonCmd{env: env} }},
+			build: func(env *Env, fs *flag.FlagSet) Command { return &daemonCmd{env: env} }, privileged: true},
 		{name: "reload", synopsis: "make the daemon re-read patchctl.yml and the inventory (as SIGHUP does); a bad file changes nothing",
 			build: func(env *Env, fs *flag.FlagSet) Command { return &reloadCmd{env: env} }},
 		{name: "status", synopsis: "show the daemon, the store and the latest polls",
 			build: func(env *Env, fs *flag.FlagSet) Command { return &statusCmd{env: env} }},
-		{name: "events", synopsis: "show the event log: what happened, when, why",
-			build: newEventsCmd},
+		{name: "poll", synopsis: "poll every release source once now, then exit",
+			build: func(env *Env, fs *flag.FlagSet) Command { return &pollCmd{env: env} }},
+		{name: "releases", synopsis: "list the releases and tags patchctl knows, newest version first", build: newReleasesCmd},
+		{name: "advisories", synopsis: "list the security advisories patchctl knows", build: newAdvisoriesCmd},
+		{name: "events", synopsis: "show the event log: what happened, when, why", build: newEventsCmd},
 		{name: "notify test", synopsis: "send a test alert through the configured channel (Slack or the log)",
 			build: func(env *Env, fs *flag.FlagSet) Command { return &notifyTestCmd{env: env} }},
+		{name: "notify retry", args: "ID|--all", synopsis: "send undelivered alerts (shown by status) again",
+			build: newNotifyRetryCmd},
+
+		// The fleet and its hosts.
+		{name: "inventory", synopsis: "show every host: running version, latest, advisories affecting it, days exposed", build: newInventoryCmd},
+		{name: "deploy", synopsis: "install a nutcracker version on a host: pre-flight, switch, restart, smoke test, automatic rollback",
+			build: newDeployCmd, privileged: true},
+		{name: "rollback", synopsis: "switch a host back to its previous good build (or --to VERSION) in one command",
+			build: newRollbackCmd, privileged: true},
+		{name: "ops", synopsis: "list the daemon's running and recent operations", build: newOpsCmd},
+		{name: "attach", args: "OPERATION", synopsis: "follow a running or finished operation of the daemon (deploy, rollback, ...) to its end", build: newAttachCmd},
+		{name: "abort", args: "OPERATION", synopsis: "abort a running operation on purpose: a deploy rolls back to the build that ran before",
+			build: newAbortCmd, privileged: true},
+		{name: "history", synopsis: "show a host's deploys and rollbacks, step by step", build: newHistoryCmd},
+		{name: "slots", synopsis: "show the builds installed on a host and which one is active", build: newSlotsCmd},
+		{name: "windows", synopsis: "list the coming patch windows: when (local and UTC), how long, cutoff, what each serves and would do", build: newWindowsCmd},
+
+		// Guardrails for nutcracker.yml.
+		{name: "lint", args: "FILE...", synopsis: "check nutcracker.yml files against the nutcracker version that will run them", build: newLintCmd},
+		{name: "check connect", args: "FILE", synopsis: "connect to every backend of every pool and check it speaks the pool's protocol", build: newCheckConnectCmd},
+		{name: "routing verify", args: "FILE", synopsis: "write probe keys through a live proxy and find each on the backend patchctl predicts", build: newRoutingVerifyCmd},
+		{name: "routing diff", args: "OLD NEW", synopsis: "show the fraction of keys that move between two configurations", build: newRoutingDiffCmd},
+		{name: "audit", synopsis: "check this host's nutcracker processes and configurations for least privilege", build: newAuditCmd},
+
+		// Trying patchctl, and the CLI itself.
+		{name: "demo", synopsis: "run the daemon against an embedded mirror of twemproxy's release history and a local Slack webhook", build: newDemoCmd},
 		{name: "version", synopsis: "print patchctl's version",
 			build: func(env *Env, fs *flag.FlagSet) Command { return &versionCmd{env: env} }},
 		{name: "completion", args: "bash|zsh|fish", synopsis: "print a shell completion script",
@@ -117,10 +151,13 @@ func (c *reloadCmd) Run(ctx context.Context) error {
 
 type statusCmd struct{ env *Env }
 
-// statusView is the status of the daemon plus the fleet's per-environment counts.
+// statusView is the status of the daemon plus the fleet's per-environment counts, the next
+// patch window and the scheduler's rollouts in progress.
 type statusView struct {
 	app.Status
-	Fleet []inventory.EnvironmentSummary `json:"fleet"`
+	Fleet      []inventory.EnvironmentSummary `json:"fleet"`
+	NextWindow *app.WindowEntry               `json:"next_window,omitempty"`
+	Rollouts   []app.PatchRollout             `json:"patch_rollouts"`
 }
 
 func (c *statusCmd) Run(ctx context.Context) error {
@@ -133,6 +170,14 @@ func (c *statusCmd) Run(ctx context.Context) error {
 		return err
 	}
 	st.Fleet = fleet.Environments
+	var wins app.WindowsReport
+	if err := c.env.call(ctx, "windows", app.WindowsArgs{Next: 1}, &wins); err != nil {
+		return err
+	}
+	if len(wins.Windows) > 0 {
+		st.NextWindow = &wins.Windows[0]
+	}
+	st.Rollouts = wins.Rollouts
 	return c.env.emit(st, func(w io.Writer) {
 		mode := "not running (read the store directly)"
 		if st.Daemon {
@@ -141,7 +186,15 @@ func (c *statusCmd) Run(ctx context.Context) error {
 		row(w, "patchctl", st.Version)
 		row(w, "daemon", mode)
 		row(w, "store", fmt.Sprintf("%s (schema %d)", st.Store, st.Schema))
-		row(w, "outbox", fmt.Sprintf("%d pending", st.OutboxDepth))
+		row(w, "store size", fmt.Sprintf("%.1f MiB", float64(st.StoreBytes)/(1<<20)))
+		outbox := fmt.Sprintf("%d pending", st.OutboxDepth)
+		if n := len(st.Undelivered); n > 0 {
+			outbox += fmt.Sprintf(", %d UNDELIVERED (patchctl notify retry ID|--all)", n)
+		}
+		row(w, "outbox", outbox)
+		for _, u := range st.Undelivered {
+			row(w, fmt.Sprintf("undelivered %d", u.ID), fmt.Sprintf("%s; gave up %s after %d attempts: %s", cmp.Or(u.Headline, u.Key), cell(u.GaveUpAt), u.Attempts, u.LastError))
+		}
 		names := make([]string, 0, len(st.NextRuns))
 		for n := range st.NextRuns {
 			names = append(names, n)
@@ -156,6 +209,16 @@ func (c *statusCmd) Run(ctx context.Context) error {
 				outcome += ": " + p.LastError
 			}
 			row(w, "source "+p.Source, fmt.Sprintf("last poll %s, %s", cell(p.LastAttempt), outcome))
+		}
+		if e := st.NextWindow; e != nil {
+			when := "opens " + e.Opens.Format("2006-01-02 15:04 -07:00") + " " + e.TimeZone
+			if e.Open {
+				when = "OPEN until " + e.Closes.Format("2006-01-02 15:04 -07:00") + " " + e.TimeZone
+			}
+			row(w, "next window", fmt.Sprintf("%s (%s) %s: %s", e.Name, e.Kind, when, planText(e.Plan)))
+		}
+		for _, r := range st.Rollouts {
+			row(w, "patch rollout", fmt.Sprintf("%s of %s (policy %s)%s", r.Rollout, r.Version, r.Policy, approvedText(r)))
 		}
 		if len(st.Fleet) > 0 {
 			fmt.Fprintln(w)
@@ -214,6 +277,10 @@ func (c *helpCmd) Run(context.Context) error {
 	}
 	sp, _ := lookup(c.args)
 	if sp == nil {
+		if group := subcommands(c.args[0]); len(group) > 0 {
+			printGroupUsage(c.env.Out, c.args[0], group)
+			return nil
+		}
 		return usagef("unknown command %q", strings.Join(c.args, " "))
 	}
 	fs := flag.NewFlagSet(sp.name, flag.ContinueOnError)
@@ -222,6 +289,42 @@ func (c *helpCmd) Run(context.Context) error {
 	sp.build(c.env, fs)
 	printCommandUsage(c.env.Out, sp, fs)
 	return nil
+}
+
+type notifyRetryCmd struct {
+	env  *Env
+	args app.RetryArgs
+}
+
+func newNotifyRetryCmd(env *Env, fs *flag.FlagSet) Command {
+	c := &notifyRetryCmd{env: env}
+	fs.BoolVar(&c.args.All, "all", false, "send every undelivered alert again")
+	return c
+}
+
+func (c *notifyRetryCmd) SetArgs(args []string) error {
+	switch {
+	case len(args) == 0 && c.args.All:
+		return nil
+	case len(args) == 1 && !c.args.All:
+		id, err := strconv.ParseUint(args[0], 10, 64)
+		if err != nil || id == 0 {
+			return usagef("alert ID must be a positive number, not %q", args[0])
+		}
+		c.args.ID = id
+		return nil
+	}
+	return usagef("give one alert ID or --all")
+}
+
+func (c *notifyRetryCmd) Run(ctx context.Context) error {
+	var res app.RetryResult
+	if err := c.env.call(ctx, "notify.retry", c.args, &res); err != nil {
+		return err
+	}
+	return c.env.emit(res, func(w io.Writer) {
+		fmt.Fprintf(w, "%d alerts queued again\n", len(res.Requeued))
+	})
 }
 
 type notifyTestCmd struct{ env *Env }

@@ -12,12 +12,6 @@ import (
 	"github.com/patchctl/patchctl/inventory"
 )
 
-func init() {
-	commands = append(commands,
-		spec{name: "inventory", synopsis: "show every host: running version, latest, advisories affecting it, days exposed", build: newInventoryCmd},
-	)
-}
-
 type inventoryCmd struct {
 	env  *Env
 	poll bool

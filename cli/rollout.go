@@ -13,15 +13,6 @@ import (
 	"github.com/patchctl/patchctl/rollout"
 )
 
-func init() {
-	commands = append(commands,
-		spec{name: "deploy", synopsis: "install a nutcracker version on a host: pre-flight, switch, restart, smoke test, automatic rollback", build: newDeployCmd},
-		spec{name: "rollback", synopsis: "switch a host back to its previous good build (or --to VERSION) in one command", build: newRollbackCmd},
-		spec{name: "history", synopsis: "show a host's deploys and rollbacks, step by step", build: newHistoryCmd},
-		spec{name: "slots", synopsis: "show the builds installed on a host and which one is active", build: newSlotsCmd},
-	)
-}
-
 type deployCmd struct {
 	env    *Env
 	args   app.DeployArgs

@@ -32,6 +32,7 @@ type Config struct {
 	Notify      Notify        `yaml:"notify" json:"notify"`
 	Inventory   Inventory     `yaml:"inventory" json:"inventory"`
 	Artifacts   Artifacts     `yaml:"artifacts" json:"artifacts"`
+	Retention   Retention     `yaml:"retention" json:"retention"`
 	Patching    Patching      `yaml:"patching" json:"patching"`
 	Shutdown    time.Duration `yaml:"shutdown_timeout" json:"shutdown_timeout"`
 
@@ -121,6 +122,17 @@ type Notify struct {
 	MinBackoff  time.Duration `yaml:"min_backoff" json:"min_backoff"`
 	MaxBackoff  time.Duration `yaml:"max_backoff" json:"max_backoff"`
 	Interval    time.Duration `yaml:"interval" json:"interval"` // how often the outbox is checked
+	// MinGap is the least time between two messages (Slack: about one per second per channel).
+	MinGap time.Duration `yaml:"min_gap" json:"min_gap"`
+	// DigestAfter: more alerts than this due at once go out as one digest (0: never).
+	DigestAfter int `yaml:"digest_after" json:"digest_after"`
+}
+
+// Retention says how long the store keeps what only grows; 0 keeps it forever.
+type Retention struct {
+	Events    time.Duration `yaml:"events" json:"events"`
+	Delivered time.Duration `yaml:"delivered_alerts" json:"delivered_alerts"`
+	HTTPCache time.Duration `yaml:"http_cache" json:"http_cache"`
 }
 
 // DefaultSecurityKeywords flag release notes as security-relevant.
@@ -131,13 +143,15 @@ var DefaultSecurityKeywords = []string{"security", "cve", "vulnerab", "crash", "
 // Default returns the configuration used when a key is absent.
 func Default() Config {
 	return Config{
-		DataDir:   "/var/lib/patchctl",
-		Log:       Log{Level: "info", Format: "text"},
-		Metrics:   Metrics{Listen: "127.0.0.1:9465"},
-		GitHub:    GitHub{APIURL: "https://api.github.com/", Timeout: 30 * time.Second},
-		Tracker:   Tracker{Schedule: "0 */6 * * *", Jitter: 5 * time.Minute, SecurityKeywords: DefaultSecurityKeywords},
-		Slack:     Slack{APIURL: "https://slack.com/api/", Timeout: 15 * time.Second},
-		Notify:    Notify{MaxAttempts: 12, MinBackoff: 2 * time.Second, MaxBackoff: 10 * time.Minute, Interval: 5 * time.Second},
+		DataDir: "/var/lib/patchctl",
+		Log:     Log{Level: "info", Format: "text"},
+		Metrics: Metrics{Listen: "127.0.0.1:9465"},
+		GitHub:  GitHub{APIURL: "https://api.github.com/", Timeout: 30 * time.Second},
+		Tracker: Tracker{Schedule: "0 */6 * * *", Jitter: 5 * time.Minute, SecurityKeywords: DefaultSecurityKeywords},
+		Slack:   Slack{APIURL: "https://slack.com/api/", Timeout: 15 * time.Second},
+		Notify: Notify{MaxAttempts: 12, MinBackoff: 2 * time.Second, MaxBackoff: 10 * time.Minute, Interval: 5 * time.Second,
+			MinGap: time.Second, DigestAfter: 10},
+		Retention: Retention{Events: 90 * 24 * time.Hour, Delivered: 30 * 24 * time.Hour, HTTPCache: 30 * 24 * time.Hour},
 		Inventory: defaultInventory(),
 		Patching:  Patching{Reminder: 24 * time.Hour},
 		Shutdown:  10 * time.Second,

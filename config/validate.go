@@ -135,6 +135,25 @@ func (c *Config) validate(root *yaml.Node) Errors {
 	if c.Notify.Interval <= 0 {
 		fail("notify.interval", "must be positive")
 	}
+	if c.Notify.MinGap < 0 {
+		fail("notify.min_gap", "must not be negative")
+	}
+	if c.Notify.DigestAfter < 0 {
+		fail("notify.digest_after", "must not be negative (0 never digests)")
+	}
+	for _, r := range []struct {
+		field string
+		d     time.Duration
+	}{{"retention.events", c.Retention.Events}, {"retention.delivered_alerts", c.Retention.Delivered}} {
+		if r.d < 0 {
+			fail(r.field, "must not be negative (0 keeps everything)")
+		}
+	}
+	// Pages in use are re-stored by the daily full re-check; a shorter retention would
+	// delete them and cost full requests.
+	if c.Retention.HTTPCache < 0 || c.Retention.HTTPCache > 0 && c.Retention.HTTPCache < 48*time.Hour {
+		fail("retention.http_cache", "must be 0 (keep) or at least 48h")
+	}
 	c.validateInventory(fail)
 	c.validateArtifacts(fail)
 	c.validatePatching(fail)

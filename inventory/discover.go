@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/patchctl/patchctl/internal/jsonfmt"
 	"github.com/patchctl/patchctl/nutcracker"
 	"github.com/patchctl/patchctl/transport"
 )
@@ -33,15 +34,15 @@ const (
 
 // Observation is what one discovery pass learned about one host.
 type Observation struct {
-	Host        string        `json:"host"`
-	Environment string        `json:"environment"`
-	At          time.Time     `json:"at"`        // when the pass looked
-	Answering   bool          `json:"answering"` // the stats port answered
-	Version     string        `json:"version,omitempty"`
-	Source      Source        `json:"source,omitempty"`
-	Uptime      time.Duration `json:"uptime,omitempty"`
-	Pools       []PoolSummary `json:"pools,omitempty"`
-	Error       string        `json:"error,omitempty"` // why the stats port or -V failed
+	Host        string          `json:"host"`
+	Environment string          `json:"environment"`
+	At          time.Time       `json:"at"`        // when the pass looked
+	Answering   bool            `json:"answering"` // the stats port answered
+	Version     string          `json:"version,omitempty"`
+	Source      Source          `json:"source,omitempty"`
+	Uptime      jsonfmt.Seconds `json:"uptime_seconds,omitempty"`
+	Pools       []PoolSummary   `json:"pools,omitempty"`
+	Error       string          `json:"error,omitempty"` // why the stats port or -V failed
 }
 
 // PoolSummary is the part of a pool's stats the inventory keeps.
@@ -140,7 +141,7 @@ func (d *Discoverer) readStats(ctx context.Context, h Host, timeout time.Duratio
 		o.Error = err.Error()
 		return o
 	}
-	o.Answering, o.Version, o.Source, o.Uptime = true, st.Version, SourceStats, st.UptimeDuration()
+	o.Answering, o.Version, o.Source, o.Uptime = true, st.Version, SourceStats, jsonfmt.Seconds(st.UptimeDuration())
 	for _, p := range st.Pools {
 		o.Pools = append(o.Pools, PoolSummary{Name: p.Name, Servers: len(p.Servers),
 			ClientConnections: p.ClientConnections, ServerEjects: p.ServerEjects})

@@ -38,7 +38,7 @@ func (l *Log) Notify(ctx context.Context, m Message) error {
 		attrs = append(attrs, slog.Bool("security", true))
 	}
 	for _, a := range []struct{ k, v string }{
-		{"severity", string(m.Severity)},
+		{"severity", m.ShownSeverity()},
 		{"version", m.Version},
 		{"date", m.DateString()},
 		{"url", m.URL},

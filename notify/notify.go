@@ -32,6 +32,8 @@ const (
 	KindDeploy   Kind = "deploy"   // a rollout step or result
 	KindRollback Kind = "rollback" // a rollout was rolled back
 	KindTest     Kind = "test"     // `patchctl notify test`
+	KindDigest   Kind = "digest"   // many alerts due at once, as one message
+	KindWindow   Kind = "window"   // a patch window: reminder, start, summary, what the scheduler did
 )
 
 // Severity ranks a message for readers and log levels.
@@ -53,15 +55,18 @@ type Field struct {
 // Message is an alert, independent of where it is delivered. It is stored in the outbox as
 // JSON, so fields are only ever added.
 type Message struct {
-	Kind     Kind      `json:"kind"`
-	Title    string    `json:"title"`
-	Summary  string    `json:"summary,omitempty"` // plain text or GitHub Markdown, any length
-	Severity Severity  `json:"severity,omitempty"`
-	Security bool      `json:"security,omitempty"` // security-relevant: rendered prominently
-	Version  string    `json:"version,omitempty"`
-	Date     time.Time `json:"date,omitzero"`
-	URL      string    `json:"url,omitempty"` // the release or advisory page
-	Fields   []Field   `json:"fields,omitempty"`
+	Kind     Kind     `json:"kind"`
+	Title    string   `json:"title"`
+	Summary  string   `json:"summary,omitempty"`  // plain text or GitHub Markdown, any length
+	Severity Severity `json:"severity,omitempty"` // urgency: log level, digest order
+	// AdvisorySeverity is the advisory's own rating (low, medium, high, critical), shown
+	// instead of Severity when set: a "high" advisory must not read "critical".
+	AdvisorySeverity string    `json:"advisory_severity,omitempty"`
+	Security         bool      `json:"security,omitempty"` // security-relevant: rendered prominently
+	Version          string    `json:"version,omitempty"`
+	Date             time.Time `json:"date,omitzero"`
+	URL              string    `json:"url,omitempty"` // the release or advisory page
+	Fields           []Field   `json:"fields,omitempty"`
 }
 
 // Validate reports a message no notifier can render, naming the field.
@@ -95,6 +100,15 @@ func (m Message) Headline() string {
 		fmt.Fprintf(&b, " (%s)", m.Version)
 	}
 	return b.String()
+}
+
+// ShownSeverity is the severity people read: the advisory's own rating when the message
+// is about advisories, else the message's severity.
+func (m Message) ShownSeverity() string {
+	if m.AdvisorySeverity != "" {
+		return m.AdvisorySeverity
+	}
+	return string(m.Severity)
 }
 
 // DateString is the date as shown to people, or "" if unset.

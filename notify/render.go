@@ -88,7 +88,10 @@ func advisoryMessage(a store.Advisory) Message {
 		URL:      a.URL,
 		Fields:   []Field{{Key: "Advisory", Value: a.ID}},
 	}
-	if a.Severity == "low" || a.Severity == "medium" {
+	// GitHub rates advisories low, medium, high or critical; that rating is what people
+	// read. Only the urgency (log level, digest order) is coarser.
+	m.AdvisorySeverity = strings.ToLower(strings.TrimSpace(a.Severity))
+	if m.AdvisorySeverity == "low" || m.AdvisorySeverity == "medium" {
 		m.Severity = SeverityWarning
 	}
 	if a.CVE != "" {

@@ -74,10 +74,10 @@ type Operation struct {
 
 // Result is what an operation did, or for a dry run, would do.
 type Result struct {
-	Operation Operation
-	Plan      []string // dry run: the steps that would run
-	Unchanged bool     // the host already ran the requested build
-	Pruned    []string // slots removed from the host afterwards
+	Operation Operation `json:"operation"`
+	Plan      []string  `json:"plan"`      // dry run: the steps that would run
+	Unchanged bool      `json:"unchanged"` // the host already ran the requested build
+	Pruned    []string  `json:"pruned"`    // slots removed from the host afterwards
 }
 
 // DeployOptions tune one deploy.

@@ -40,6 +40,11 @@ var (
 	bucketEvents     = []byte("events")
 	bucketPolls      = []byte("polls")
 	bucketHosts      = []byte("hosts")
+	bucketPatching   = []byte("patching")
+
+	bucketOutboxPending = []byte("outbox_pending")
+	bucketOutboxGaveUp  = []byte("outbox_gave_up")
+	bucketOutboxSent    = []byte("outbox_sent")
 
 	keySchema = []byte("schema_version")
 )
@@ -59,6 +64,21 @@ var migrations = []func(tx *bolt.Tx) error{
 	// 2: per-host inventory state.
 	func(tx *bolt.Tx) error {
 		_, err := tx.CreateBucketIfNotExists(bucketHosts)
+		return err
+	},
+	// 3: outbox indexes (pending, undelivered, sent by time), filled from the outbox.
+	func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketOutboxPending, bucketOutboxGaveUp, bucketOutboxSent} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		t := &Tx{tx: tx}
+		return forEachJSON(t, bucketOutbox, nil, func(_ []byte, o OutboxItem) error { return indexOutbox(t, o) })
+	},
+	// 4: the patch scheduler's state: per-policy progress, bad versions, done markers.
+	func(tx *bolt.Tx) error {
+		_, err := tx.CreateBucketIfNotExists(bucketPatching)
 		return err
 	},
 }

@@ -78,7 +78,7 @@ func section(text string) *slackgo.SectionBlock {
 // fieldBlocks lays out the key facts two by two; past Slack's ten fields the last one
 // says how many were left out.
 func fieldBlocks(m notify.Message) []*slackgo.TextBlockObject {
-	kv := []notify.Field{{Key: "Version", Value: m.Version}, {Key: "Date", Value: m.DateString()}, {Key: "Severity", Value: string(m.Severity)}}
+	kv := []notify.Field{{Key: "Version", Value: m.Version}, {Key: "Date", Value: m.DateString()}, {Key: "Severity", Value: m.ShownSeverity()}}
 	kv = append(kv, m.Fields...)
 	var out []*slackgo.TextBlockObject
 	for i, f := range kv {

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/patchctl/patchctl/notify"
 	"github.com/patchctl/patchctl/notify/notifytest"
 )
 
@@ -91,5 +92,27 @@ func BenchmarkRender(b *testing.B) {
 	m.Summary = strings.Repeat("## Fixes\n- crash on [bad reply](https://x.test/1) & more <b>\n", 200)
 	for b.Loop() {
 		render(m)
+	}
+}
+
+// TestSeverityShownIsTheAdvisorys: the Severity field Slack shows is the advisory's own
+// rating; before, every advisory rated neither low nor medium read "critical".
+func TestSeverityShownIsTheAdvisorys(t *testing.T) {
+	for _, rating := range []string{"low", "medium", "high", "critical"} {
+		m, err := notify.Render([]byte(`{"kind":"advisory.new","advisory":{"source":"twitter/twemproxy","id":"GHSA-x","summary":"crash","severity":"` + rating + `"}}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, blocks := render(m)
+		raw, err := json.Marshal(blocks)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := `*Severity*\n` + rating; !strings.Contains(string(raw), want) {
+			t.Errorf("%s advisory: blocks lack %q:\n%s", rating, want, raw)
+		}
+		if rating != "critical" && strings.Contains(string(raw), "critical") {
+			t.Errorf("%s advisory shown as critical:\n%s", rating, raw)
+		}
 	}
 }
