@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/robfig/cron/v3"
 
+	"github.com/patchctl/patchctl/artifact"
 	"github.com/patchctl/patchctl/config"
 	"github.com/patchctl/patchctl/inventory"
 	"github.com/patchctl/patchctl/notify"
@@ -55,6 +56,8 @@ type App struct {
 	reg     *prometheus.Registry
 	methods map[string]method
 	starts  map[string]starter // methods that run as operations
+	// upload stores a binary a client sent into the artifact cache (set by the rollout).
+	upload func(ctx context.Context, r io.Reader, sum, version string) (artifact.Artifact, error)
 	ops     *Runner
 	started time.Time
 

@@ -38,7 +38,7 @@ func TestBoundedInput(t *testing.T) {
 		{[]string{"check", "connect", "--timeout", "-1s", heavy}, cli.ExitUsage, "flag -timeout: must be between"},
 		{[]string{"events", "-n", "-1"}, cli.ExitUsage, "flag -n: must be between 0 and"},
 		{[]string{"demo", "--wait", "0s"}, cli.ExitUsage, "flag -wait: must be between"},
-		{[]string{"deploy", "--host", "h", "--version", "0.5.0", "--smoke-timeout", "-5s"}, cli.ExitUsage, "flag -smoke-timeout: must be between 0s and 1h0m0s"},
+		{[]string{"deploy", "--host", "h", "--version", "0.5.0", "--smoke-timeout", "-5s"}, cli.ExitUsage, "flag -smoke-timeout: must be between 0s and 10m0s"},
 		{[]string{"lint", "/dev/zero"}, cli.ExitUsage, "/dev/zero: too large: more than 16 MiB"},
 		{[]string{"routing", "diff", "/dev/zero", heavy}, cli.ExitUsage, "/dev/zero: too large: more than 16 MiB"},
 		{[]string{"--config", "/dev/zero", "status"}, cli.ExitUsage, "/dev/zero: too large: more than 1 MiB"},

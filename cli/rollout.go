@@ -16,6 +16,7 @@ import (
 type deployCmd struct {
 	env    *Env
 	args   app.DeployArgs
+	binary string
 	detach bool
 }
 
@@ -23,9 +24,9 @@ func newDeployCmd(env *Env, fs *flag.FlagSet) Command {
 	c := &deployCmd{env: env}
 	fs.StringVar(&c.args.Host, "host", "", "inventory `host` to deploy to (required)")
 	fs.StringVar(&c.args.Version, "version", "", "nutcracker `version` to install (required)")
-	fs.StringVar(&c.args.Binary, "binary", "", "deploy this local nutcracker `file` instead of the configured artifact sources")
+	fs.StringVar(&c.binary, "binary", "", "deploy this local nutcracker `file` instead of the configured artifact sources (the CLI reads it and sends its content)")
 	fs.BoolVar(&c.args.DryRun, "dry-run", false, "show what would happen, touch nothing")
-	durationFlag(fs, &c.args.SmokeTimeout, "smoke-timeout", 0, 0, time.Hour, "`bound` on each smoke test; 0 = 10s for pidfile hosts, 45s otherwise")
+	durationFlag(fs, &c.args.SmokeTimeout, "smoke-timeout", 0, 0, 10*time.Minute, "`bound` on each smoke test; 0 = the host's deploy.smoke_timeout, else 10s")
 	detachFlag(fs, &c.detach)
 	return c
 }
@@ -34,7 +35,33 @@ func (c *deployCmd) Run(ctx context.Context) error {
 	if c.args.Host == "" {
 		return usagef("--host is required")
 	}
+	if c.binary != "" {
+		if err := c.upload(ctx); err != nil {
+			return err
+		}
+	}
 	return c.env.runOp(ctx, "deploy", c.args, c.detach)
+}
+
+// upload sends --binary's content to where the deploy runs; a dry run sends only its
+// digest, so nothing is written.
+func (c *deployCmd) upload(ctx context.Context) error {
+	if c.args.Version == "" {
+		return usagef("--version is required")
+	}
+	sum, err := app.FileSHA256(c.binary)
+	if err != nil {
+		return usagef("--binary: %v", err)
+	}
+	c.args.BinarySHA256 = sum
+	if c.args.DryRun {
+		return nil
+	}
+	cfg, err := c.env.Config()
+	if err != nil {
+		return err
+	}
+	return c.env.apiError(app.UploadBinary(ctx, cfg, app.Options{Logger: c.env.Logger()}, c.binary, sum, c.args.Version))
 }
 
 type rollbackCmd struct {

@@ -54,9 +54,11 @@ type Rollout struct {
 	Version string `json:"version"`
 	State   string `json:"state"`
 	Reason  string `json:"reason,omitempty"`
-	// StagingDone: the staging waves passed (smoke tests and soak) and the rollout waits
-	// before its first production wave.
+	// StagingDone: the staging waves passed (smoke tests and soak); the production waves
+	// are next or under way.
 	StagingDone bool `json:"staging_done"`
+	// AwaitingPromote: paused until someone (or the scheduler) lets the next wave start.
+	AwaitingPromote bool `json:"awaiting_promote"`
 	// Hosts and Done count the rollout's hosts and those finished on the candidate.
 	Hosts int `json:"hosts"`
 	Done  int `json:"done"`

@@ -155,17 +155,19 @@ func decide(f facts, o window.Occurrence, at time.Time) Decision {
 			return d
 		}
 		switch {
-		case r.StagingDone && r.State == StatePaused && f.pol.NeedsApproval() && !f.st.Approved:
+		case r.StagingDone && r.AwaitingPromote && r.State == StatePaused && f.pol.NeedsApproval() && !f.st.Approved:
 			d.Action = ActionWait
 			d.Why = fmt.Sprintf("staging passed; waiting for approval: patchctl rollout approve %s", r.ID)
-		case r.StagingDone && r.State == StatePaused:
+		case r.StagingDone && r.AwaitingPromote && r.State == StatePaused && r.Reason != ReasonWindowClosed:
 			d.Action, d.Why = ActionPromote, fmt.Sprintf("staging passed; production waves of %s", r.Version)
 		case r.State == StatePaused && r.Reason == ReasonWindowClosed:
 			d.Action, d.Why = ActionResume, fmt.Sprintf("resume rollout %s (%s phase), paused when its last window closed", r.ID, phase)
 		case r.State == StatePaused:
 			d.Action, d.Why = ActionWait, fmt.Sprintf("rollout %s is paused: %s (resume or abort it)", r.ID, r.Reason)
-		default:
+		case r.State == StateRunning:
 			d.Action, d.Why = ActionContinue, fmt.Sprintf("rollout %s of %s runs its %s waves", r.ID, r.Version, phase)
+		default:
+			d.Action, d.Why = ActionWait, fmt.Sprintf("rollout %s is %s", r.ID, r.State)
 		}
 		return d
 	}

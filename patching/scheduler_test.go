@@ -80,13 +80,13 @@ func (e *engine) Pause(_ context.Context, id, reason string) (patching.Rollout, 
 }
 
 func (e *engine) Resume(_ context.Context, id string) (patching.Rollout, error) {
-	return e.move(id, "resume "+id, func(r *patching.Rollout) bool { return r.State == patching.StatePaused && !r.StagingDone },
+	return e.move(id, "resume "+id, func(r *patching.Rollout) bool { return r.State == patching.StatePaused && !r.AwaitingPromote },
 		func(r *patching.Rollout) { r.State, r.Reason = patching.StateRunning, "" })
 }
 
 func (e *engine) Promote(_ context.Context, id string) (patching.Rollout, error) {
-	return e.move(id, "promote "+id, func(r *patching.Rollout) bool { return r.State == patching.StatePaused && r.StagingDone },
-		func(r *patching.Rollout) { r.State, r.Reason = patching.StateRunning, "" })
+	return e.move(id, "promote "+id, func(r *patching.Rollout) bool { return r.State == patching.StatePaused && r.AwaitingPromote },
+		func(r *patching.Rollout) { r.State, r.Reason, r.AwaitingPromote = patching.StateRunning, "", false })
 }
 
 func (e *engine) Get(_ context.Context, id string) (patching.Rollout, error) {
@@ -304,7 +304,9 @@ func TestAutomaticFlow(t *testing.T) {
 	// March's staging window resumes it; staging then passes (smoke + soak).
 	r.at("2026-03-10T01:00:00Z")
 	r.expectCalls("start r1", "pause r1: window closed", "resume r1")
-	r.eng.set("r1", func(x *patching.Rollout) { x.State, x.StagingDone = patching.StatePaused, true })
+	r.eng.set("r1", func(x *patching.Rollout) {
+		x.State, x.StagingDone, x.AwaitingPromote = patching.StatePaused, true, true
+	})
 	// March's production window: approval required and not given.
 	r.at("2026-03-12T01:00:00Z")
 	r.expectCalls("start r1", "pause r1: window closed", "resume r1")
@@ -317,11 +319,20 @@ func TestAutomaticFlow(t *testing.T) {
 	// Approved inside the window, before its cutoff: the next tick promotes.
 	r.at("2026-03-12T02:00:00Z")
 	r.expectCalls("start r1", "pause r1: window closed", "resume r1", "promote r1")
+	// Production is still running at the cutoff: paused, then resumed (not promoted again)
+	// by April's production window, where it finishes.
+	r.at("2026-03-12T04:00:00Z")
+	r.expectCalls("start r1", "pause r1: window closed", "resume r1", "promote r1", "pause r1: window closed")
+	if d := r.plan("production", "2026-04-15T00:00:00Z"); d.Action != patching.ActionResume {
+		t.Fatalf("plan for April = %+v", d)
+	}
+	r.at("2026-04-16T00:00:00Z")
+	r.expectCalls("start r1", "pause r1: window closed", "resume r1", "promote r1", "pause r1: window closed", "resume r1")
 	r.eng.set("r1", func(x *patching.Rollout) { x.State, x.Done = patching.StateSucceeded, 4 })
 	r.fleet("0.5.0")
-	r.at("2026-03-12T02:10:00Z")
+	r.at("2026-04-16T00:10:00Z")
 	// Done: the next candidate is 0.5.1, and the next window starts it (it is old enough).
-	if d := r.plan("staging", "2026-03-13T00:00:00Z"); d.Candidate != "0.5.1" || d.Action != patching.ActionStart {
+	if d := r.plan("staging", "2026-04-17T00:00:00Z"); d.Candidate != "0.5.1" || d.Action != patching.ActionStart {
 		t.Fatalf("plan after success = %+v", d)
 	}
 	evs := events(t, r.st)
@@ -432,7 +443,9 @@ func TestSecurityFastTrack(t *testing.T) {
 	}
 	// Staging passes; production also runs in the nightly window (no approval given:
 	// the default policy requires one).
-	r.eng.set("r1", func(x *patching.Rollout) { x.State, x.StagingDone = patching.StatePaused, true })
+	r.eng.set("r1", func(x *patching.Rollout) {
+		x.State, x.StagingDone, x.AwaitingPromote = patching.StatePaused, true, true
+	})
 	r.at("2026-03-04T06:00:00Z")
 	r.expectCalls("start r1")
 	if _, err := r.s.Approve(t.Context(), "r1"); err != nil {

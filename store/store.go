@@ -138,6 +138,14 @@ func Open(ctx context.Context, path string, opts Options) (s *Store, err error) 
 		// version, size too small).
 		return nil, fmt.Errorf("open store %s: %w: %v", path, ErrCorrupt, err)
 	}
+	if !opts.ReadOnly {
+		// The store is the daemon user's alone, even if an older patchctl or a lax umask
+		// created it readable by others.
+		if err := os.Chmod(path, 0o600); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("open store: %w", err)
+		}
+	}
 	s = &Store{db: db, path: path, now: opts.Now}
 	if err := s.migrate(opts.ReadOnly); err != nil {
 		db.Close()
