@@ -87,11 +87,39 @@ func (e *Env) callWith(ctx context.Context, opts app.Options, method string, arg
 	if err != nil {
 		return err
 	}
+	if readOnlyMethods[method] && !exists(cfg.StorePath()) && !exists(cfg.Socket) {
+		// Opening the store here would create it (and its directory, owned by whoever runs
+		// this, root included), locking out the daemon's own user later. A broken inventory
+		// file is still worth saying first.
+		if cfg.Inventory.File != "" {
+			if _, err := inventory.Load(cfg.Inventory.File); err != nil {
+				return err
+			}
+		}
+		return &noStoreError{path: cfg.StorePath()}
+	}
 	opts.Logger = e.Logger()
 	return e.apiError(app.Do(ctx, cfg, opts, method, args, result))
 }
 
 var errNoDaemon = app.ErrNoDaemon
+
+// readOnlyMethods only read state: without a daemon and without a store they answer that
+// nothing is recorded yet instead of creating the store.
+var readOnlyMethods = map[string]bool{"status": true, "inventory": true, "events": true, "releases": true,
+	"advisories": true, "history": true, "slots": true, "ops": true}
+
+// noStoreError: no daemon runs and no store exists yet.
+type noStoreError struct{ path string }
+
+func (e *noStoreError) Error() string {
+	return fmt.Sprintf("nothing recorded yet: no store at %s (the daemon creates it: start 'patchctl daemon' as its own user)", e.path)
+}
+
+func exists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
+}
 
 type daemonCmd struct{ env *Env }
 
@@ -169,22 +197,27 @@ type statusView struct {
 
 func (c *statusCmd) Run(ctx context.Context) error {
 	var st statusView
-	if err := c.env.call(ctx, "status", nil, &st.Status); err != nil {
+	var none *noStoreError
+	switch err := c.env.call(ctx, "status", nil, &st.Status); {
+	case errors.As(err, &none):
+		st.Status = app.Status{Version: app.Version, Store: none.path}
+	case err != nil:
 		return err
+	default:
+		var fleet app.FleetReport
+		if err := c.env.call(ctx, "inventory", nil, &fleet); err != nil {
+			return err
+		}
+		st.Fleet = fleet.Environments
+		var wins app.WindowsReport
+		if err := c.env.call(ctx, "windows", app.WindowsArgs{Next: 1}, &wins); err != nil {
+			return err
+		}
+		if len(wins.Windows) > 0 {
+			st.NextWindow = &wins.Windows[0]
+		}
+		st.Rollouts = wins.Rollouts
 	}
-	var fleet app.FleetReport
-	if err := c.env.call(ctx, "inventory", nil, &fleet); err != nil {
-		return err
-	}
-	st.Fleet = fleet.Environments
-	var wins app.WindowsReport
-	if err := c.env.call(ctx, "windows", app.WindowsArgs{Next: 1}, &wins); err != nil {
-		return err
-	}
-	if len(wins.Windows) > 0 {
-		st.NextWindow = &wins.Windows[0]
-	}
-	st.Rollouts = wins.Rollouts
 	return c.env.emit(st, func(w io.Writer) {
 		mode := "not running (read the store directly)"
 		if st.Daemon {
@@ -192,7 +225,11 @@ func (c *statusCmd) Run(ctx context.Context) error {
 		}
 		row(w, "patchctl", st.Version)
 		row(w, "daemon", mode)
-		row(w, "store", fmt.Sprintf("%s (schema %d)", st.Store, st.Schema))
+		if none != nil {
+			row(w, "store", st.Store+" (not created yet: the daemon creates it)")
+		} else {
+			row(w, "store", fmt.Sprintf("%s (schema %d)", st.Store, st.Schema))
+		}
 		row(w, "store size", fmt.Sprintf("%.1f MiB", float64(st.StoreBytes)/(1<<20)))
 		outbox := fmt.Sprintf("%d pending", st.OutboxDepth)
 		if n := len(st.Undelivered); n > 0 {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/patchctl/patchctl/app"
+	"github.com/patchctl/patchctl/artifact"
 	"github.com/patchctl/patchctl/rollout"
 )
 
@@ -34,6 +35,12 @@ func newDeployCmd(env *Env, fs *flag.FlagSet) Command {
 func (c *deployCmd) Run(ctx context.Context) error {
 	if c.args.Host == "" {
 		return usagef("--host is required")
+	}
+	if c.args.Version == "" {
+		return usagef("--version is required")
+	}
+	if err := artifact.ValidVersion(c.args.Version); err != nil {
+		return usagef("--version: %w", err)
 	}
 	if c.binary != "" {
 		if err := c.upload(ctx); err != nil {

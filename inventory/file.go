@@ -164,10 +164,11 @@ var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 // every invalid host is reported with its line; file names the source in messages.
 func Parse(data []byte, file string) (*Inventory, error) {
 	var f inventoryFile
-	if err := strictyaml.Decode(data, file, &f); err != nil {
+	doc, err := strictyaml.Parse(data, file, &f)
+	if err != nil {
 		return nil, err
 	}
-	lines := strictyaml.ItemLines(data, "hosts")
+	lines := doc.ItemLines("hosts")
 	errs := &strictyaml.Error{File: file}
 	fail := func(line int, format string, args ...any) {
 		errs.Problems = append(errs.Problems, strictyaml.Problem{Line: line, Msg: fmt.Sprintf(format, args...)})
