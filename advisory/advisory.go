@@ -244,10 +244,11 @@ func Load(paths ...string) (*Feed, error) {
 // duplicate IDs are errors naming the file and line.
 func Parse(data []byte, file string) (*Feed, error) {
 	var ff feedFile
-	if err := strictyaml.Decode(data, file, &ff); err != nil {
+	doc, err := strictyaml.Parse(data, file, &ff)
+	if err != nil {
 		return nil, err
 	}
-	lines := strictyaml.ItemLines(data, "advisories")
+	lines := doc.ItemLines("advisories")
 	f := &Feed{}
 	seen := map[string]int{}
 	for i, e := range ff.Advisories {

@@ -21,9 +21,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/robfig/cron/v3"
 
+	"github.com/patchctl/patchctl/artifact"
 	"github.com/patchctl/patchctl/config"
 	"github.com/patchctl/patchctl/inventory"
 	"github.com/patchctl/patchctl/notify"
+	"github.com/patchctl/patchctl/patching"
 	"github.com/patchctl/patchctl/store"
 )
 
@@ -56,6 +58,8 @@ type App struct {
 	reg     *prometheus.Registry
 	methods map[string]method
 	starts  map[string]starter // methods that run as operations
+	// upload stores a binary a client sent into the artifact cache (set by the rollout).
+	upload func(ctx context.Context, r io.Reader, sum, version string) (artifact.Artifact, error)
 	ops     *Runner
 	started time.Time
 
@@ -71,6 +75,8 @@ type App struct {
 	notifier  notify.Notifier
 	progress  io.Writer
 	inv       atomic.Pointer[inventory.Inventory] // nil without an inventory file
+	fleet     *fleet                              // the inventory's last pass, per host
+	patch     *patching.Scheduler                 // the patch-window scheduler
 	kick      chan struct{}                       // wakes the outbox dispatcher
 	closers   []func() error
 	listener  string // socket the daemon serves, once serving

@@ -76,6 +76,7 @@ func setupInventory(_ context.Context, a *App) error {
 		return err
 	}
 	f := &fleet{a: a, sem: make(chan struct{}, 1)}
+	a.fleet = f
 	f.use(st)
 	f.hosts = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "patchctl_hosts", Help: "Inventoried hosts by environment and running version (\"unknown\" when unreadable)."}, []string{"environment", "version"})
 	f.exposed = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "patchctl_hosts_exposed", Help: "Hosts affected by known advisories, by the highest severity."}, []string{"environment", "severity"})

@@ -2,11 +2,14 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/patchctl/patchctl/config"
+	"github.com/patchctl/patchctl/internal/jsonfmt"
+	"github.com/patchctl/patchctl/inventory"
+	"github.com/patchctl/patchctl/patching"
 	"github.com/patchctl/patchctl/store"
 	"github.com/patchctl/patchctl/tracker"
 	"github.com/patchctl/patchctl/window"
@@ -21,27 +24,47 @@ type WindowsArgs struct {
 type WindowsReport struct {
 	Now     time.Time     `json:"now"`
 	Windows []WindowEntry `json:"windows"`
+	// Rollouts are the scheduler's rollouts in progress, one per policy at most.
+	Rollouts []PatchRollout `json:"rollouts"`
+}
+
+// PatchRollout is a rollout the scheduler drives.
+type PatchRollout struct {
+	Policy     string    `json:"policy"`
+	Rollout    string    `json:"rollout"`
+	Version    string    `json:"version"`
+	FastTrack  string    `json:"fast_track,omitempty"`
+	Approved   bool      `json:"approved,omitempty"`
+	ApprovedBy string    `json:"approved_by,omitempty"`
+	Since      time.Time `json:"since"`
+}
+
+func patchRollout(st store.PatchState) PatchRollout {
+	return PatchRollout{Policy: st.Policy, Rollout: st.Rollout, Version: st.Version, FastTrack: st.FastTrack,
+		Approved: st.Approved, ApprovedBy: st.ApprovedBy, Since: st.Since}
 }
 
 // WindowEntry is one opening of a window.
 type WindowEntry struct {
-	Name         string    `json:"name"`
-	Kind         string    `json:"kind"`
-	Policy       string    `json:"policy"`
-	Environments []string  `json:"environments"`
-	Recurrence   string    `json:"recurrence"`
-	TimeZone     string    `json:"time_zone"`
-	Opens        time.Time `json:"opens"` // in the window's zone
-	OpensUTC     time.Time `json:"opens_utc"`
-	Closes       time.Time `json:"closes"`
-	ClosesUTC    time.Time `json:"closes_utc"`
-	LastStart    time.Time `json:"last_start"` // no new host after this (closes minus cutoff)
-	Duration     string    `json:"duration"`
-	Cutoff       string    `json:"cutoff"`
-	Open         bool      `json:"open"` // open now
+	Name         string          `json:"name"`
+	Kind         string          `json:"kind"`
+	Policy       string          `json:"policy"`
+	Environments []string        `json:"environments"`
+	Recurrence   string          `json:"recurrence"`
+	TimeZone     string          `json:"time_zone"`
+	Opens        time.Time       `json:"opens"` // in the window's zone
+	OpensUTC     time.Time       `json:"opens_utc"`
+	Closes       time.Time       `json:"closes"`
+	ClosesUTC    time.Time       `json:"closes_utc"`
+	LastStart    time.Time       `json:"last_start"` // no new host after this (closes minus cutoff)
+	Duration     jsonfmt.Seconds `json:"duration_seconds"`
+	Cutoff       jsonfmt.Seconds `json:"cutoff_seconds"`
+	Open         bool            `json:"open"` // open now
 	// Blackout is set when a freeze keeps this opening shut; ClosesEarly when one starts inside it.
 	Blackout    string `json:"blackout,omitempty"`
 	ClosesEarly string `json:"closes_early,omitempty"`
+	// Plan is what the window would do (now if open, else at its opening) and why.
+	Plan patching.Decision `json:"plan"`
 }
 
 // maxNext bounds --next.
@@ -51,6 +74,12 @@ func setupWindows(ctx context.Context, a *App) error {
 	if err := a.checkPins(ctx, a.config()); err != nil {
 		return err
 	}
+	a.patch = patching.New(patching.Options{Store: a.store, Clock: patching.ClockFunc(a.now), Config: a.config,
+		Logger: a.log.With("component", "patching"),
+		Hosts: func(ctx context.Context) ([]inventory.Exposure, error) {
+			rep, err := a.fleet.report(ctx)
+			return rep.Hosts, err
+		}})
 	a.addReloader(func(ctx context.Context, cfg *config.Config) (func(), error) {
 		return func() {}, a.checkPins(ctx, cfg)
 	})
@@ -62,13 +91,46 @@ func setupWindows(ctx context.Context, a *App) error {
 			return nil, &Error{Kind: KindUsage, Msg: fmt.Sprintf("--next must be between 1 and %d", maxNext)}
 		}
 		now := a.now()
-		rep := WindowsReport{Now: now.UTC(), Windows: []WindowEntry{}}
+		rep := WindowsReport{Now: now.UTC(), Windows: []WindowEntry{}, Rollouts: []PatchRollout{}}
 		for _, o := range window.Upcoming(a.config().Windows(), now, args.Next) {
-			rep.Windows = append(rep.Windows, windowEntry(o, now))
+			e := windowEntry(o, now)
+			var err error
+			if e.Plan, err = a.patch.Plan(ctx, o); err != nil {
+				return nil, err
+			}
+			rep.Windows = append(rep.Windows, e)
 		}
-		return rep, nil
+		sts, err := a.patch.InProgress(ctx)
+		for _, st := range sts {
+			rep.Rollouts = append(rep.Rollouts, patchRollout(st))
+		}
+		return rep, err
+	})
+	handle(a, "rollout.approve", func(ctx context.Context, args RolloutIDArgs) (any, error) {
+		st, err := a.patch.Approve(ctx, args.ID)
+		if errors.Is(err, patching.ErrNotScheduled) {
+			return nil, &Error{Kind: KindUsage, Msg: err.Error()}
+		}
+		return patchRollout(st), err
+	})
+	handle(a, "release.unmark", func(ctx context.Context, args UnmarkArgs) (any, error) {
+		err := a.patch.Unmark(ctx, args.Version)
+		if errors.Is(err, patching.ErrNotMarked) {
+			return nil, &Error{Kind: KindFailed, Msg: err.Error()}
+		}
+		return args, err
 	})
 	return nil
+}
+
+// RolloutIDArgs name a rollout.
+type RolloutIDArgs struct {
+	ID string `json:"id"`
+}
+
+// UnmarkArgs name a version to clear.
+type UnmarkArgs struct {
+	Version string `json:"version"`
 }
 
 func windowEntry(o window.Occurrence, now time.Time) WindowEntry {
@@ -77,7 +139,7 @@ func windowEntry(o window.Occurrence, now time.Time) WindowEntry {
 		Name: w.Name, Kind: string(w.Kind), Policy: w.Policy, Environments: w.Environments,
 		Recurrence: w.Recurrence.String(), TimeZone: w.Recurrence.Location().String(),
 		Opens: o.Open, OpensUTC: o.Open.UTC(), Closes: o.Close, ClosesUTC: o.Close.UTC(), LastStart: o.LastStart,
-		Duration: shortDuration(w.Duration), Cutoff: shortDuration(w.Cutoff), Open: o.Contains(now),
+		Duration: jsonfmt.Seconds(w.Duration), Cutoff: jsonfmt.Seconds(w.Cutoff), Open: o.Contains(now),
 	}
 	if e.Environments == nil {
 		e.Environments = []string{}
@@ -124,16 +186,4 @@ func hasVersion(rels []store.Release, v string) bool {
 		}
 	}
 	return false
-}
-
-// shortDuration drops zero units: 4h, 1h30m, 30m, 0s.
-func shortDuration(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
 }

@@ -10,7 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/patchctl/patchctl/config"
@@ -107,6 +107,10 @@ type spec struct {
 	synopsis string
 	// build returns the command with its flags registered on fs.
 	build func(env *Env, fs *flag.FlagSet) Command
+	// privileged commands run the daemon or change hosts: only they warn when run as root.
+	privileged bool
+	// hidden commands are for the completion scripts, not for people.
+	hidden bool
 }
 
 // usageError makes Main exit 2.
@@ -131,12 +135,18 @@ func Main(ctx context.Context, args []string, io IO) int {
 	global := flag.NewFlagSet("patchctl", flag.ContinueOnError)
 	global.SetOutput(io.Err)
 	env.globalFlags(global)
-	global.Usage = func() { printUsage(io.Err) }
+	showVersion := global.Bool("version", false, "print patchctl's version and exit")
+	global.Usage = func() {}
 	if err := global.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			printUsage(io.Out)
 			return ExitOK
 		}
+		fmt.Fprintln(io.Err, "Run 'patchctl help' for the list of commands.")
 		return ExitUsage
+	}
+	if *showVersion {
+		return exitCode(env, "version", (&versionCmd{env: env}).Run(ctx))
 	}
 	rest := global.Args()
 	if len(rest) == 0 {
@@ -145,6 +155,15 @@ func Main(ctx context.Context, args []string, io IO) int {
 	}
 	sp, n := lookup(rest)
 	if sp == nil {
+		if group := subcommands(rest[0]); len(group) > 0 {
+			// "patchctl routing" alone or with --help: list the group's commands.
+			if len(rest) > 1 && isHelpFlag(rest[1]) {
+				printGroupUsage(io.Out, rest[0], group)
+				return ExitOK
+			}
+			printGroupUsage(io.Err, rest[0], group)
+			return ExitUsage
+		}
 		fmt.Fprintf(io.Err, "patchctl: unknown command %q\nRun 'patchctl help' for the list of commands.\n", strings.Join(rest[:min(2, len(rest))], " "))
 		return ExitUsage
 	}
@@ -152,36 +171,50 @@ func Main(ctx context.Context, args []string, io IO) int {
 	fs.SetOutput(io.Err)
 	env.globalFlags(fs)
 	cmd := sp.build(env, fs)
-	fs.Usage = func() { printCommandUsage(io.Err, sp, fs) }
+	fs.Usage = func() {}
 	if err := fs.Parse(interleave(fs, rest[n:])); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			printCommandUsage(io.Out, sp, fs)
 			return ExitOK
 		}
+		fmt.Fprintf(io.Err, "Run 'patchctl %s --help' for its flags.\n", sp.name)
 		return ExitUsage
 	}
-	if env.Output != "text" && env.Output != "json" && !(sp.name == "lint" && env.Output == "sarif") {
-		fmt.Fprintf(io.Err, "patchctl %s: -o must be text or json, not %q\n", sp.name, env.Output)
-		return ExitUsage
+	if !validOutput(sp.name, env.Output) {
+		formats := outputFormats(sp.name)
+		return exitCode(env, sp.name, usagef("-o must be %s or %s, not %q", strings.Join(formats[:len(formats)-1], ", "), formats[len(formats)-1], env.Output))
 	}
 	if pa, ok := cmd.(interface{ SetArgs([]string) error }); ok {
 		if err := pa.SetArgs(fs.Args()); err != nil {
-			fmt.Fprintf(io.Err, "patchctl %s: %v\n", sp.name, err)
-			return ExitUsage
+			return exitCode(env, sp.name, usageErr(err))
 		}
 	} else if fs.NArg() > 0 {
-		fmt.Fprintf(io.Err, "patchctl %s: unexpected argument %q\n", sp.name, fs.Arg(0))
-		return ExitUsage
+		return exitCode(env, sp.name, usagef("unexpected argument %q", fs.Arg(0)))
 	}
-	warnIfRoot(io.Err, sp.name)
-	return exitCode(io.Err, sp.name, cmd.Run(ctx))
+	if sp.privileged {
+		warnIfRoot(io.Err)
+	}
+	return exitCode(env, sp.name, cmd.Run(ctx))
 }
+
+func isHelpFlag(a string) bool { return a == "-h" || a == "-help" || a == "--help" || a == "--h" }
+
+// outputFormats are the -o values a command accepts: lint also writes SARIF.
+func outputFormats(command string) []string {
+	if command == "lint" {
+		return []string{"text", "json", "sarif"}
+	}
+	return []string{"text", "json"}
+}
+
+func validOutput(command, o string) bool { return slices.Contains(outputFormats(command), o) }
 
 func (e *Env) globalFlags(fs *flag.FlagSet) {
 	fs.StringVar(&e.ConfigPath, "config", e.ConfigPath, "configuration `file` (default $PATCHCTL_CONFIG or "+DefaultConfigPath+")")
 	if e.Output == "" {
 		e.Output = "text"
 	}
-	fs.StringVar(&e.Output, "o", e.Output, "output `format`: text or json")
+	fs.StringVar(&e.Output, "o", e.Output, "output `format`: text or json (lint: also sarif)")
 	fs.StringVar(&e.LogLevel, "log-level", e.LogLevel, "log `level`: debug, info, warn, error")
 }
 
@@ -213,25 +246,37 @@ func interleave(fs *flag.FlagSet, args []string) []string {
 	return append(append(flags, "--"), pos...)
 }
 
-func exitCode(w io.Writer, name string, err error) int {
+// exitCode maps a command's error to its exit code and reports it: on stderr always, and
+// with -o json also as {"error": ..., "exit_code": ...} on stdout, so a script reading stdout
+// sees why a command failed. errFailed means the command already reported its problem.
+func exitCode(env *Env, name string, err error) int {
+	if err == nil {
+		return ExitOK
+	}
+	code := ExitFailure
 	var ue usageError
 	switch {
-	case err == nil:
-		return ExitOK
 	case errors.Is(err, errFailed):
 		return ExitFailure
-	case errors.As(err, &ue):
-		fmt.Fprintf(w, "patchctl %s: %v\n", name, err)
-		return ExitUsage
+	case errors.As(err, &ue), isConfigError(err):
+		code = ExitUsage
 	case errors.Is(err, store.ErrLocked), errors.Is(err, store.ErrCorrupt), errors.Is(err, store.ErrTooNew), errors.Is(err, errNoDaemon):
-		fmt.Fprintf(w, "patchctl %s: %v\n", name, err)
-		return ExitUnavailable
+		code = ExitUnavailable
 	case errors.Is(err, context.Canceled):
-		fmt.Fprintf(w, "patchctl %s: interrupted\n", name)
-		return ExitFailure
+		err = errors.New("interrupted")
 	}
-	fmt.Fprintf(w, "patchctl %s: %v\n", name, err)
-	return ExitFailure
+	msg := env.message(name, err)
+	fmt.Fprintf(env.Err, "patchctl %s: %s\n", name, msg)
+	if env.Output == "json" {
+		env.writeJSON(errorJSON{Error: msg, ExitCode: code})
+	}
+	return code
+}
+
+// errorJSON is what a failed command writes to stdout with -o json.
+type errorJSON struct {
+	Error    string `json:"error"`
+	ExitCode int    `json:"exit_code"`
 }
 
 func lookup(args []string) (*spec, int) {
@@ -252,19 +297,36 @@ func lookup(args []string) (*spec, int) {
 }
 
 func printUsage(w io.Writer) {
-	fmt.Fprintf(w, "patchctl keeps fleets of twemproxy (nutcracker) patched safely.\n\nUsage: patchctl [--config FILE] COMMAND [flags] [args]\n\nCommands:\n")
-	names := make([]string, 0, len(commands))
+	fmt.Fprintf(w, "patchctl keeps fleets of twemproxy (nutcracker) patched safely.\n\nUsage: patchctl [--config FILE] COMMAND [flags] [args]\n       patchctl --version\n\nCommands:\n")
 	width := 0
 	for _, c := range commands {
-		names = append(names, c.name)
 		width = max(width, len(c.name))
 	}
-	sort.Strings(names)
-	for _, n := range names {
-		sp, _ := lookup(strings.Fields(n))
-		fmt.Fprintf(w, "  %-*s  %s\n", width, n, sp.synopsis)
+	for _, c := range commands {
+		if !c.hidden {
+			fmt.Fprintf(w, "  %-*s  %s\n", width, c.name, c.synopsis)
+		}
 	}
 	fmt.Fprintf(w, "\nRun 'patchctl COMMAND --help' for a command's flags.\n\n%s", exitCodeHelp)
+}
+
+// subcommands returns the two-word commands whose first word is group ("routing").
+func subcommands(group string) []*spec {
+	var out []*spec
+	for i := range commands {
+		if first, _, ok := strings.Cut(commands[i].name, " "); ok && first == group {
+			out = append(out, &commands[i])
+		}
+	}
+	return out
+}
+
+func printGroupUsage(w io.Writer, group string, specs []*spec) {
+	fmt.Fprintf(w, "Usage: patchctl %s COMMAND [flags] [args]\n\nCommands:\n", group)
+	for _, sp := range specs {
+		fmt.Fprintf(w, "  %-16s  %s\n", sp.name, sp.synopsis)
+	}
+	fmt.Fprintf(w, "\nRun 'patchctl %s COMMAND --help' for a command's flags.\n", group)
 }
 
 const exitCodeHelp = `Exit codes:
@@ -276,5 +338,26 @@ const exitCodeHelp = `Exit codes:
 
 func printCommandUsage(w io.Writer, sp *spec, fs *flag.FlagSet) {
 	fmt.Fprintf(w, "Usage: patchctl %s [flags] %s\n\n%s\n\nFlags:\n", sp.name, sp.args, sp.synopsis)
-	fs.PrintDefaults()
+	printFlags(w, fs)
+}
+
+// printFlags lists flags the way the README writes them (--host, not -host); the one-letter
+// -o keeps its single dash.
+func printFlags(w io.Writer, fs *flag.FlagSet) {
+	fs.VisitAll(func(f *flag.Flag) {
+		name, usage := flag.UnquoteUsage(f)
+		dash := "--"
+		if len(f.Name) == 1 {
+			dash = "-"
+		}
+		line := "  " + dash + f.Name
+		if name != "" {
+			line += " " + name
+		}
+		fmt.Fprintf(w, "%s\n    \t%s", line, strings.ReplaceAll(usage, "\n", "\n    \t"))
+		if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" && f.DefValue != "[]" {
+			fmt.Fprintf(w, " (default %q)", f.DefValue)
+		}
+		fmt.Fprintln(w)
+	})
 }

@@ -19,24 +19,54 @@ import (
 	"github.com/patchctl/patchctl/store"
 )
 
-// commands is every subcommand; help and completion are generated from it.
+// commands is every subcommand, in the order help lists them; help, completion, the root
+// warning and the JSON shape test are generated from it. It is the only place a command is
+// registered: a command missing here does not exist. (Assigned in init because help and
+// completion read the table they belong to.)
 var commands []spec
 
 func init() {
-	// Assigned in init because help and completion read the table they belong to.
 	commands = []spec{
+		// The daemon and what it tracks.
 		{name: "daemon", synopsis: "run the daemon: scheduled polls, alerts, API socket, metrics",
-			build: func(env *Env, fs *flag.FlagSet) Command { return &daemonCmd{env: env} }},
+			build: func(env *Env, fs *flag.FlagSet) Command { return &daemonCmd{env: env} }, privileged: true},
 		{name: "reload", synopsis: "make the daemon re-read patchctl.yml and the inventory (as SIGHUP does); a bad file changes nothing",
 			build: func(env *Env, fs *flag.FlagSet) Command { return &reloadCmd{env: env} }},
 		{name: "status", synopsis: "show the daemon, the store and the latest polls",
 			build: func(env *Env, fs *flag.FlagSet) Command { return &statusCmd{env: env} }},
-		{name: "events", synopsis: "show the event log: what happened, when, why",
-			build: newEventsCmd},
+		{name: "poll", synopsis: "poll every release source once now, then exit",
+			build: func(env *Env, fs *flag.FlagSet) Command { return &pollCmd{env: env} }},
+		{name: "releases", synopsis: "list the releases and tags patchctl knows, newest version first", build: newReleasesCmd},
+		{name: "advisories", synopsis: "list the security advisories patchctl knows", build: newAdvisoriesCmd},
+		{name: "events", synopsis: "show the event log: what happened, when, why", build: newEventsCmd},
 		{name: "notify test", synopsis: "send a test alert through the configured channel (Slack or the log)",
 			build: func(env *Env, fs *flag.FlagSet) Command { return &notifyTestCmd{env: env} }},
 		{name: "notify retry", args: "ID|--all", synopsis: "send undelivered alerts (shown by status) again",
 			build: newNotifyRetryCmd},
+
+		// The fleet and its hosts.
+		{name: "inventory", synopsis: "show every host: running version, latest, advisories affecting it, days exposed", build: newInventoryCmd},
+		{name: "deploy", synopsis: "install a nutcracker version on a host: pre-flight, switch, restart, smoke test, automatic rollback",
+			build: newDeployCmd, privileged: true},
+		{name: "rollback", synopsis: "switch a host back to its previous good build (or --to VERSION) in one command",
+			build: newRollbackCmd, privileged: true},
+		{name: "ops", synopsis: "list the daemon's running and recent operations", build: newOpsCmd},
+		{name: "attach", args: "OPERATION", synopsis: "follow a running or finished operation of the daemon (deploy, rollback, ...) to its end", build: newAttachCmd},
+		{name: "abort", args: "OPERATION", synopsis: "abort a running operation on purpose: a deploy rolls back to the build that ran before",
+			build: newAbortCmd, privileged: true},
+		{name: "history", synopsis: "show a host's deploys and rollbacks, step by step", build: newHistoryCmd},
+		{name: "slots", synopsis: "show the builds installed on a host and which one is active", build: newSlotsCmd},
+		{name: "windows", synopsis: "list the coming patch windows: when (local and UTC), how long, cutoff, what each serves and would do", build: newWindowsCmd},
+
+		// Guardrails for nutcracker.yml.
+		{name: "lint", args: "FILE...", synopsis: "check nutcracker.yml files against the nutcracker version that will run them", build: newLintCmd},
+		{name: "check connect", args: "FILE", synopsis: "connect to every backend of every pool and check it speaks the pool's protocol", build: newCheckConnectCmd},
+		{name: "routing verify", args: "FILE", synopsis: "write probe keys through a live proxy and find each on the backend patchctl predicts", build: newRoutingVerifyCmd},
+		{name: "routing diff", args: "OLD NEW", synopsis: "show the fraction of keys that move between two configurations", build: newRoutingDiffCmd},
+		{name: "audit", synopsis: "check this host's nutcracker processes and configurations for least privilege", build: newAuditCmd},
+
+		// Trying patchctl, and the CLI itself.
+		{name: "demo", synopsis: "run the daemon against an embedded mirror of twemproxy's release history and a local Slack webhook", build: newDemoCmd},
 		{name: "version", synopsis: "print patchctl's version",
 			build: func(env *Env, fs *flag.FlagSet) Command { return &versionCmd{env: env} }},
 		{name: "completion", args: "bash|zsh|fish", synopsis: "print a shell completion script",
@@ -56,11 +86,39 @@ func (e *Env) callWith(ctx context.Context, opts app.Options, method string, arg
 	if err != nil {
 		return err
 	}
+	if readOnlyMethods[method] && !exists(cfg.StorePath()) && !exists(cfg.Socket) {
+		// Opening the store here would create it (and its directory, owned by whoever runs
+		// this, root included), locking out the daemon's own user later. A broken inventory
+		// file is still worth saying first.
+		if cfg.Inventory.File != "" {
+			if _, err := inventory.Load(cfg.Inventory.File); err != nil {
+				return err
+			}
+		}
+		return &noStoreError{path: cfg.StorePath()}
+	}
 	opts.Logger = e.Logger()
 	return e.apiError(app.Do(ctx, cfg, opts, method, args, result))
 }
 
 var errNoDaemon = app.ErrNoDaemon
+
+// readOnlyMethods only read state: without a daemon and without a store they answer that
+// nothing is recorded yet instead of creating the store.
+var readOnlyMethods = map[string]bool{"status": true, "inventory": true, "events": true, "releases": true,
+	"advisories": true, "history": true, "slots": true, "ops": true}
+
+// noStoreError: no daemon runs and no store exists yet.
+type noStoreError struct{ path string }
+
+func (e *noStoreError) Error() string {
+	return fmt.Sprintf("nothing recorded yet: no store at %s (the daemon creates it: start 'patchctl daemon' as its own user)", e.path)
+}
+
+func exists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
+}
 
 type daemonCmd struct{ env *Env }
 
@@ -121,22 +179,38 @@ func (c *reloadCmd) Run(ctx context.Context) error {
 
 type statusCmd struct{ env *Env }
 
-// statusView is the status of the daemon plus the fleet's per-environment counts.
+// statusView is the status of the daemon plus the fleet's per-environment counts, the next
+// patch window and the scheduler's rollouts in progress.
 type statusView struct {
 	app.Status
-	Fleet []inventory.EnvironmentSummary `json:"fleet"`
+	Fleet      []inventory.EnvironmentSummary `json:"fleet"`
+	NextWindow *app.WindowEntry               `json:"next_window,omitempty"`
+	Rollouts   []app.PatchRollout             `json:"patch_rollouts"`
 }
 
 func (c *statusCmd) Run(ctx context.Context) error {
 	var st statusView
-	if err := c.env.call(ctx, "status", nil, &st.Status); err != nil {
+	var none *noStoreError
+	switch err := c.env.call(ctx, "status", nil, &st.Status); {
+	case errors.As(err, &none):
+		st.Status = app.Status{Version: app.Version, Store: none.path}
+	case err != nil:
 		return err
+	default:
+		var fleet app.FleetReport
+		if err := c.env.call(ctx, "inventory", nil, &fleet); err != nil {
+			return err
+		}
+		st.Fleet = fleet.Environments
+		var wins app.WindowsReport
+		if err := c.env.call(ctx, "windows", app.WindowsArgs{Next: 1}, &wins); err != nil {
+			return err
+		}
+		if len(wins.Windows) > 0 {
+			st.NextWindow = &wins.Windows[0]
+		}
+		st.Rollouts = wins.Rollouts
 	}
-	var fleet app.FleetReport
-	if err := c.env.call(ctx, "inventory", nil, &fleet); err != nil {
-		return err
-	}
-	st.Fleet = fleet.Environments
 	return c.env.emit(st, func(w io.Writer) {
 		mode := "not running (read the store directly)"
 		if st.Daemon {
@@ -144,7 +218,11 @@ func (c *statusCmd) Run(ctx context.Context) error {
 		}
 		row(w, "patchctl", st.Version)
 		row(w, "daemon", mode)
-		row(w, "store", fmt.Sprintf("%s (schema %d)", st.Store, st.Schema))
+		if none != nil {
+			row(w, "store", st.Store+" (not created yet: the daemon creates it)")
+		} else {
+			row(w, "store", fmt.Sprintf("%s (schema %d)", st.Store, st.Schema))
+		}
 		row(w, "store size", fmt.Sprintf("%.1f MiB", float64(st.StoreBytes)/(1<<20)))
 		outbox := fmt.Sprintf("%d pending", st.OutboxDepth)
 		if n := len(st.Undelivered); n > 0 {
@@ -168,6 +246,16 @@ func (c *statusCmd) Run(ctx context.Context) error {
 				outcome += ": " + p.LastError
 			}
 			row(w, "source "+p.Source, fmt.Sprintf("last poll %s, %s", cell(p.LastAttempt), outcome))
+		}
+		if e := st.NextWindow; e != nil {
+			when := "opens " + e.Opens.Format("2006-01-02 15:04 -07:00") + " " + e.TimeZone
+			if e.Open {
+				when = "OPEN until " + e.Closes.Format("2006-01-02 15:04 -07:00") + " " + e.TimeZone
+			}
+			row(w, "next window", fmt.Sprintf("%s (%s) %s: %s", e.Name, e.Kind, when, planText(e.Plan)))
+		}
+		for _, r := range st.Rollouts {
+			row(w, "patch rollout", fmt.Sprintf("%s of %s (policy %s)%s", r.Rollout, r.Version, r.Policy, approvedText(r)))
 		}
 		if len(st.Fleet) > 0 {
 			fmt.Fprintln(w)
@@ -226,6 +314,10 @@ func (c *helpCmd) Run(context.Context) error {
 	}
 	sp, _ := lookup(c.args)
 	if sp == nil {
+		if group := subcommands(c.args[0]); len(group) > 0 {
+			printGroupUsage(c.env.Out, c.args[0], group)
+			return nil
+		}
 		return usagef("unknown command %q", strings.Join(c.args, " "))
 	}
 	fs := flag.NewFlagSet(sp.name, flag.ContinueOnError)

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing/fstest"
@@ -20,12 +22,6 @@ import (
 	"github.com/patchctl/patchctl/app"
 	"github.com/patchctl/patchctl/mirror"
 )
-
-func init() {
-	commands = append(commands, spec{name: "demo",
-		synopsis: "run the daemon against an embedded mirror of twemproxy's release history and a local Slack webhook",
-		build:    newDemoCmd})
-}
 
 type demoCmd struct {
 	env  *Env
@@ -43,9 +39,45 @@ func newDemoCmd(env *Env, fs *flag.FlagSet) Command {
 // demoHeld are the releases the mirror publishes only in the demo's second act.
 var demoHeld = map[string]bool{"0.5.0": true, "v0.5.0-RC1": true}
 
+// demoMarker starts the configuration the demo writes: a --dir whose patchctl.yml lacks it is
+// someone else's, and the demo will not reset its state.
+const demoMarker = "# written by patchctl demo; its state directory is reset on every run\n"
+
+// demoReport is the demo's answer with -o json (docs/json.md).
+type demoReport struct {
+	Dir       string     `json:"dir"`
+	Mirror    string     `json:"mirror"`
+	Webhook   string     `json:"webhook"`
+	Socket    string     `json:"socket"`
+	Steps     []demoStep `json:"steps"`
+	Alerts    []string   `json:"alerts"`
+	NextSteps []string   `json:"next_steps"`
+}
+
+type demoStep struct {
+	Command string          `json:"command"`
+	Output  json.RawMessage `json:"output"`
+}
+
+// demoNext is what to do after the demo, on a real fleet.
+var demoNext = []string{
+	"track the real twemproxy: copy configs/patchctl.example.yml to /etc/patchctl/patchctl.yml (github.api_url defaults to api.github.com; set github.token_file to poll without the 60 requests/hour limit)",
+	"alert Slack: set slack.webhook_url_file (an incoming webhook) or slack.token_file and slack.channel, then run 'patchctl notify test'",
+	"describe your proxies: copy configs/inventory.example.yml, set inventory.file, then run 'patchctl inventory --poll'",
+	"check a proxy's configuration for the version you will install: 'patchctl lint --target-version 0.5.0 nutcracker.yml'",
+	"first deploy: 'patchctl deploy --host HOST --version 0.5.0 --dry-run', then without --dry-run; 'patchctl rollback --host HOST' undoes it",
+	"run the daemon as its own user: configs/patchctl.service",
+}
+
 func (c *demoCmd) Run(ctx context.Context) error {
+	asJSON := c.env.Output == "json"
+	report := demoReport{}
 	// The webhook prints from its own goroutine while the steps print tables.
 	out := &syncWriter{w: c.env.Out}
+	if asJSON {
+		out.w = io.Discard
+	}
+	stdout := c.env.Out
 	c.env.Out = out
 	dir := c.dir
 	if dir == "" {
@@ -55,7 +87,10 @@ func (c *demoCmd) Run(ctx context.Context) error {
 		}
 		defer os.RemoveAll(tmp)
 		dir = tmp
+	} else if err := resetDemoDir(dir); err != nil {
+		return err
 	}
+	report.Dir = dir
 
 	// A GitHub-compatible mirror of twemproxy's real history, first without 0.5.0.
 	before, err := withoutReleases(mirror.Twemproxy(), demoHeld)
@@ -77,9 +112,10 @@ func (c *demoCmd) Run(ctx context.Context) error {
 		return err
 	}
 	defer slack.Close()
+	report.Mirror, report.Webhook = "http://"+gh.Addr()+"/", "http://"+slack.Addr()+"/"
 
 	cfgPath := filepath.Join(dir, "patchctl.yml")
-	cfgText := fmt.Sprintf(`data_dir: %s
+	cfgText := fmt.Sprintf(demoMarker+`data_dir: %s
 log:
   level: warn
 metrics:
@@ -104,8 +140,8 @@ notify:
 	}
 
 	fmt.Fprintf(out, "patchctl demo: a real daemon in %s\n", dir)
-	fmt.Fprintf(out, "  GitHub-compatible mirror of twemproxy's history: http://%s/ (0.5.0 not published yet)\n", gh.Addr())
-	fmt.Fprintf(out, "  Slack-compatible webhook:                        http://%s/\n\n", slack.Addr())
+	fmt.Fprintf(out, "  GitHub-compatible mirror of twemproxy's history: %s (0.5.0 not published yet)\n", report.Mirror)
+	fmt.Fprintf(out, "  Slack-compatible webhook:                        %s\n\n", report.Webhook)
 
 	a, err := app.Open(ctx, cfg, app.Options{Logger: c.env.Logger()})
 	if err != nil {
@@ -119,15 +155,27 @@ notify:
 	defer func() { stop(); <-served }()
 	select {
 	case ad := <-ready:
+		report.Socket = ad.Socket
 		fmt.Fprintf(out, "daemon listening on %s (metrics on http://%s/metrics)\n", ad.Socket, ad.Metrics)
 	case err := <-served:
 		return fmt.Errorf("daemon: %w", err)
 	}
 
-	// Every step below is the CLI talking to the daemon over its socket.
+	// Every step below is the CLI talking to the daemon over its socket. With -o json each
+	// step's answer is kept for the one JSON document the demo writes at the end.
 	step := func(title string, cmd Command) error {
 		fmt.Fprintf(out, "\n$ patchctl %s\n", title)
-		return cmd.Run(ctx)
+		if !asJSON {
+			return cmd.Run(ctx)
+		}
+		var buf bytes.Buffer
+		c.env.Out = &buf
+		defer func() { c.env.Out = out }()
+		if err := cmd.Run(ctx); err != nil {
+			return err
+		}
+		report.Steps = append(report.Steps, demoStep{Command: title, Output: bytes.TrimSpace(buf.Bytes())})
+		return nil
 	}
 	if err := step("poll", &pollCmd{env: c.env}); err != nil {
 		return err
@@ -155,7 +203,35 @@ notify:
 		return err
 	}
 	fmt.Fprintf(out, "\nalerts delivered to the webhook: %d (one summary, one per new release; none repeated)\n", hook.count.Load())
-	return nil
+	fmt.Fprintf(out, "\nNext, on your own fleet:\n")
+	for i, s := range demoNext {
+		fmt.Fprintf(out, "  %d. %s\n", i+1, s)
+	}
+	if c.dir != "" {
+		fmt.Fprintf(out, "\nThe demo's store stays in %s: 'patchctl --config %s releases' reads it.\n", dir, cfgPath)
+	}
+	if !asJSON {
+		return nil
+	}
+	report.Alerts, report.NextSteps = hook.texts(), demoNext
+	c.env.Out = stdout
+	return c.env.writeJSON(report)
+}
+
+// resetDemoDir prepares a --dir for a new run: the state of an earlier demo run is removed
+// (its first poll must be a first poll again); a directory holding anything else's
+// patchctl.yml is refused.
+func resetDemoDir(dir string) error {
+	data, err := os.ReadFile(filepath.Join(dir, "patchctl.yml"))
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return os.MkdirAll(dir, 0o700)
+	case err != nil:
+		return err
+	case !bytes.HasPrefix(data, []byte(demoMarker)):
+		return usagef("%s holds a patchctl.yml the demo did not write: choose an empty --dir", dir)
+	}
+	return os.RemoveAll(filepath.Join(dir, "state"))
 }
 
 // withoutReleases returns fsys with the given tags removed from every JSON listing.
@@ -223,9 +299,18 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 
 // demoWebhook answers like a Slack incoming webhook and prints each message's text.
 type demoWebhook struct {
-	out   io.Writer
-	count atomic.Int32
-	got   chan struct{}
+	out      io.Writer
+	count    atomic.Int32
+	got      chan struct{}
+	mu       sync.Mutex
+	received []string
+}
+
+// texts returns the messages received so far.
+func (h *demoWebhook) texts() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.received)
 }
 
 func (h *demoWebhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -237,6 +322,9 @@ func (h *demoWebhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	fmt.Fprintf(h.out, "  [slack] %s\n", msg.Text)
+	h.mu.Lock()
+	h.received = append(h.received, msg.Text)
+	h.mu.Unlock()
 	h.count.Add(1)
 	w.Write([]byte("ok"))
 	select {

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -27,6 +29,8 @@ func TestDemo(t *testing.T) {
 		"0.5.0-RC1 pre-release published",
 		"unchanged",
 		"alerts delivered to the webhook: 3",
+		"Next, on your own fleet:",
+		"patchctl deploy --host HOST --version 0.5.0 --dry-run",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("demo output lacks %q", want)
@@ -94,5 +98,34 @@ func TestRestartBetweenPolls(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &list); code != cli.ExitOK || err != nil || len(list.Releases) != 15 ||
 		list.Releases[0].Version != "0.5.0" || list.Latest["twitter/twemproxy"].Version != "0.5.0" {
 		t.Fatalf("releases after restart: exit %d, %v\n%s", code, err, out)
+	}
+}
+
+// TestDemoJSONAndRerun: with -o json the demo writes one JSON document; run again in the
+// same --dir it starts over; a --dir holding another patchctl.yml is refused.
+func TestDemoJSONAndRerun(t *testing.T) {
+	dir := t.TempDir()
+	for i := range 2 {
+		code, out, errOut := run(t, nil, "demo", "--dir", dir, "-o", "json")
+		if code != cli.ExitOK {
+			t.Fatalf("run %d: exit %d\n%s%s", i, code, out, errOut)
+		}
+		var rep struct {
+			Steps     []struct{ Command string }
+			Alerts    []string
+			NextSteps []string `json:"next_steps"`
+		}
+		dec := json.NewDecoder(strings.NewReader(out))
+		if err := dec.Decode(&rep); err != nil || dec.More() {
+			t.Fatalf("run %d: stdout is not one JSON document (%v):\n%s", i, err, out)
+		}
+		if len(rep.Steps) != 5 || len(rep.Alerts) != 3 || len(rep.NextSteps) == 0 {
+			t.Fatalf("run %d: %+v", i, rep)
+		}
+	}
+	other := t.TempDir()
+	os.WriteFile(filepath.Join(other, "patchctl.yml"), []byte("data_dir: /srv/important\n"), 0o600)
+	if code, _, errOut := run(t, nil, "demo", "--dir", other); code != cli.ExitUsage || !strings.Contains(errOut, "did not write") {
+		t.Fatalf("foreign --dir: exit %d %s", code, errOut)
 	}
 }

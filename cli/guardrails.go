@@ -9,21 +9,12 @@ import (
 	"time"
 
 	"github.com/patchctl/patchctl/audit"
+	"github.com/patchctl/patchctl/internal/jsonfmt"
 	"github.com/patchctl/patchctl/lint"
 	"github.com/patchctl/patchctl/nutconf"
 	"github.com/patchctl/patchctl/probe"
 	"github.com/patchctl/patchctl/routing"
 )
-
-func init() {
-	commands = append(commands,
-		spec{name: "lint", args: "FILE...", synopsis: "check nutcracker.yml files against the nutcracker version that will run them", build: newLintCmd},
-		spec{name: "check connect", args: "FILE", synopsis: "connect to every backend of every pool and ping it", build: newCheckConnectCmd},
-		spec{name: "routing verify", args: "FILE", synopsis: "write probe keys through a live proxy and find each on the backend patchctl predicts", build: newRoutingVerifyCmd},
-		spec{name: "routing diff", args: "OLD NEW", synopsis: "show the fraction of keys that move between two configurations", build: newRoutingDiffCmd},
-		spec{name: "audit", synopsis: "check this host's nutcracker processes and configurations for least privilege", build: newAuditCmd},
-	)
-}
 
 type lintCmd struct {
 	env    *Env
@@ -110,13 +101,13 @@ func oneArg(args []string, dst *string) error {
 }
 
 type connectRow struct {
-	Pool     string `json:"pool"`
-	Server   string `json:"server"`
-	Protocol string `json:"protocol"`
-	OK       bool   `json:"ok"`
-	Connect  string `json:"connect,omitempty"`
-	Latency  string `json:"latency,omitempty"`
-	Error    string `json:"error,omitempty"`
+	Pool     string          `json:"pool"`
+	Server   string          `json:"server"`
+	Protocol string          `json:"protocol"`
+	OK       bool            `json:"ok"`
+	Connect  jsonfmt.Seconds `json:"connect_seconds"` // TCP connect time
+	Latency  jsonfmt.Seconds `json:"ping_seconds"`    // PING or version round trip
+	Error    string          `json:"error,omitempty"`
 }
 
 func (c *checkConnectCmd) Run(ctx context.Context) error {
@@ -143,13 +134,13 @@ func (c *checkConnectCmd) Run(ctx context.Context) error {
 			rows[i].Error = r.Err.Error()
 			failed++
 		} else {
-			rows[i].Connect, rows[i].Latency = r.Connect.Round(time.Microsecond).String(), r.Latency.Round(time.Microsecond).String()
+			rows[i].Connect, rows[i].Latency = jsonfmt.Seconds(r.Connect), jsonfmt.Seconds(r.Latency)
 		}
 	}
 	if err := c.env.emit(rows, func(w io.Writer) {
 		row(w, "POOL", "SERVER", "PROTOCOL", "OK", "CONNECT", "PING", "ERROR")
 		for _, r := range rows {
-			row(w, r.Pool, r.Server, r.Protocol, r.OK, r.Connect, r.Latency, r.Error)
+			row(w, r.Pool, r.Server, r.Protocol, r.OK, micros(r.Connect), micros(r.Latency), r.Error)
 		}
 	}); err != nil {
 		return err
@@ -217,6 +208,14 @@ func (c *routingVerifyCmd) Run(ctx context.Context) error {
 		return errFailed
 	}
 	return nil
+}
+
+// micros shows a measured duration in a table; "-" when it was not measured.
+func micros(d jsonfmt.Seconds) string {
+	if d == 0 {
+		return "-"
+	}
+	return d.D().Round(time.Microsecond).String()
 }
 
 func pct(f float64) string { return fmt.Sprintf("%.1f%%", f*100) }
@@ -289,13 +288,15 @@ func (c *routingDiffCmd) Run(context.Context) error {
 		return usagef("no pool is present in both files")
 	}
 	return c.env.emit(out, func(w io.Writer) {
-		row(w, "POOL", "KEYS SAMPLED", "KEYS MOVED")
+		row(w, "POOL", "KEYS MOVED", "SAMPLE")
 		for _, d := range out {
 			moved := pct(d.MovedFraction)
 			if d.Random {
-				moved = "all (random distribution)"
+				// The same figure as the JSON: with random placement a key is read from
+				// another backend than it was written to with this probability.
+				moved += " (expected: random distribution)"
 			}
-			row(w, d.Pool, d.Keys, moved)
+			row(w, d.Pool, moved, d.Sample)
 		}
 	})
 }

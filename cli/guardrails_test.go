@@ -85,7 +85,7 @@ func TestCheckConnectAndRouting(t *testing.T) {
 	code, out, _ = run(t, nil, "routing", "diff", path, wrong, "--pool", "cache", "-o", "json")
 	var diffs []struct {
 		Pool          string
-		MovedFraction float64 `json:"MovedFraction"`
+		MovedFraction float64 `json:"moved_fraction"`
 	}
 	if code != cli.ExitOK || json.Unmarshal([]byte(out), &diffs) != nil || len(diffs) != 1 || diffs[0].MovedFraction < 0.2 {
 		t.Fatalf("routing diff: exit %d %+v\n%s", code, diffs, out)

@@ -7,19 +7,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/patchctl/patchctl/app"
 	"github.com/patchctl/patchctl/artifact"
 )
-
-func init() {
-	commands = append(commands,
-		spec{name: "attach", args: "OPERATION", synopsis: "follow a running or finished operation of the daemon (deploy, rollback, ...) to its end", build: newAttachCmd},
-		spec{name: "abort", args: "OPERATION", synopsis: "abort a running operation on purpose: a deploy rolls back to the build that ran before", build: newAbortCmd},
-		spec{name: "ops", synopsis: "list the daemon's running and recent operations", build: newOpsCmd},
-	)
-}
 
 func detachFlag(fs *flag.FlagSet, dst *bool) {
 	fs.BoolVar(dst, "detach", false, "return once the daemon accepted the operation and print its id (follow it with `patchctl attach ID`)")
@@ -182,6 +175,6 @@ func opsTable(w io.Writer, _ struct{}, ops []app.OpInfo) {
 		if !o.Finished.IsZero() {
 			took = o.Finished.Sub(o.Started).Round(time.Millisecond).String()
 		}
-		row(w, o.ID, o.Kind, o.Hosts, o.By, o.State, o.Started, took)
+		row(w, o.ID, o.Kind, strings.Join(o.Hosts, ","), o.By, o.State, o.Started, took)
 	}
 }

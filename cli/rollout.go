@@ -10,21 +10,14 @@ import (
 	"time"
 
 	"github.com/patchctl/patchctl/app"
+	"github.com/patchctl/patchctl/artifact"
 	"github.com/patchctl/patchctl/rollout"
 )
-
-func init() {
-	commands = append(commands,
-		spec{name: "deploy", synopsis: "install a nutcracker version on a host: pre-flight, switch, restart, smoke test, automatic rollback", build: newDeployCmd},
-		spec{name: "rollback", synopsis: "switch a host back to its previous good build (or --to VERSION) in one command", build: newRollbackCmd},
-		spec{name: "history", synopsis: "show a host's deploys and rollbacks, step by step", build: newHistoryCmd},
-		spec{name: "slots", synopsis: "show the builds installed on a host and which one is active", build: newSlotsCmd},
-	)
-}
 
 type deployCmd struct {
 	env    *Env
 	args   app.DeployArgs
+	binary string
 	detach bool
 }
 
@@ -32,9 +25,9 @@ func newDeployCmd(env *Env, fs *flag.FlagSet) Command {
 	c := &deployCmd{env: env}
 	fs.StringVar(&c.args.Host, "host", "", "inventory `host` to deploy to (required)")
 	fs.StringVar(&c.args.Version, "version", "", "nutcracker `version` to install (required)")
-	fs.StringVar(&c.args.Binary, "binary", "", "deploy this local nutcracker `file` instead of the configured artifact sources")
+	fs.StringVar(&c.binary, "binary", "", "deploy this local nutcracker `file` instead of the configured artifact sources (the CLI reads it and sends its content)")
 	fs.BoolVar(&c.args.DryRun, "dry-run", false, "show what would happen, touch nothing")
-	fs.DurationVar(&c.args.SmokeTimeout, "smoke-timeout", 0, "bound on each smoke test (default 10s for pidfile hosts, 45s otherwise)")
+	fs.DurationVar(&c.args.SmokeTimeout, "smoke-timeout", 0, "bound on each smoke test (default: the host's deploy.smoke_timeout, else 10s)")
 	detachFlag(fs, &c.detach)
 	return c
 }
@@ -43,7 +36,39 @@ func (c *deployCmd) Run(ctx context.Context) error {
 	if c.args.Host == "" {
 		return usagef("--host is required")
 	}
+	if c.args.Version == "" {
+		return usagef("--version is required")
+	}
+	if err := artifact.ValidVersion(c.args.Version); err != nil {
+		return usagef("--version: %w", err)
+	}
+	if c.binary != "" {
+		if err := c.upload(ctx); err != nil {
+			return err
+		}
+	}
 	return c.env.runOp(ctx, "deploy", c.args, c.detach)
+}
+
+// upload sends --binary's content to where the deploy runs; a dry run sends only its
+// digest, so nothing is written.
+func (c *deployCmd) upload(ctx context.Context) error {
+	if c.args.Version == "" {
+		return usagef("--version is required")
+	}
+	sum, err := app.FileSHA256(c.binary)
+	if err != nil {
+		return usagef("--binary: %v", err)
+	}
+	c.args.BinarySHA256 = sum
+	if c.args.DryRun {
+		return nil
+	}
+	cfg, err := c.env.Config()
+	if err != nil {
+		return err
+	}
+	return c.env.apiError(app.UploadBinary(ctx, cfg, app.Options{Logger: c.env.Logger()}, c.binary, sum, c.args.Version))
 }
 
 type rollbackCmd struct {

@@ -50,7 +50,7 @@ func TestDeployAndRollbackCommands(t *testing.T) {
 		Operation struct {
 			ToVersion string `json:"to_version"`
 			State     string `json:"state"`
-		} `json:"Operation"`
+		} `json:"operation"`
 	}
 	if code != cli.ExitOK || json.Unmarshal([]byte(out), &rep) != nil || rep.Operation.ToVersion != "0.4.1" {
 		t.Fatalf("rollback: exit %d %+v\n%s%s", code, rep, out, errOut)

@@ -12,14 +12,6 @@ import (
 	"github.com/patchctl/patchctl/tracker"
 )
 
-func init() {
-	commands = append(commands,
-		spec{name: "poll", synopsis: "poll every release source once now, then exit", build: func(env *Env, fs *flag.FlagSet) Command { return &pollCmd{env: env} }},
-		spec{name: "releases", synopsis: "list the releases and tags patchctl knows, newest version first", build: newReleasesCmd},
-		spec{name: "advisories", synopsis: "list the security advisories patchctl knows", build: newAdvisoriesCmd},
-	)
-}
-
 type pollCmd struct{ env *Env }
 
 func (c *pollCmd) Run(ctx context.Context) error {
@@ -43,7 +35,7 @@ func (c *pollCmd) Run(ctx context.Context) error {
 			if s.First {
 				newCell = "(first poll: summary alert)"
 			}
-			row(w, s.Source, s.Outcome, newCell, s.Releases, latest, s.Stats.Requests, s.Stats.NotModified, s.Duration.Round(1e6).String(), s.Error)
+			row(w, s.Source, s.Outcome, newCell, s.Releases, latest, s.Stats.Requests, s.Stats.NotModified, s.Duration.D().Round(1e6).String(), s.Error)
 		}
 	})
 	for _, s := range rep.Sources {

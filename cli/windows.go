@@ -1,18 +1,88 @@
 package cli
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"io"
 	"strings"
 
 	"github.com/patchctl/patchctl/app"
+	"github.com/patchctl/patchctl/patching"
 )
 
 func init() {
 	commands = append(commands,
-		spec{name: "windows", synopsis: "list the coming patch windows: when (local and UTC), how long, cutoff, what each serves", build: newWindowsCmd},
+		spec{name: "rollout approve", args: "ID", synopsis: "let a scheduled rollout whose staging passed run its production waves in the next production window", build: newApproveCmd},
+		spec{name: "release unmark", args: "VERSION", synopsis: "let a version marked bad (its rollout failed or was aborted) be a candidate again", build: newUnmarkCmd},
 	)
+}
+
+// argCall is a command that takes exactly one positional argument and makes one call.
+type argCall[T any] struct {
+	env    *Env
+	what   string // the argument's name, for errors
+	method string
+	args   func(string) any
+	done   func(w io.Writer, v T)
+	arg    string
+}
+
+func (c *argCall[T]) SetArgs(args []string) error {
+	if len(args) != 1 || args[0] == "" {
+		return fmt.Errorf("want one %s", c.what)
+	}
+	c.arg = args[0]
+	return nil
+}
+
+func (c *argCall[T]) Run(ctx context.Context) error {
+	var v T
+	if err := c.env.call(ctx, c.method, c.args(c.arg), &v); err != nil {
+		return err
+	}
+	return c.env.emit(v, func(w io.Writer) { c.done(w, v) })
+}
+
+func newApproveCmd(env *Env, _ *flag.FlagSet) Command {
+	return &argCall[app.PatchRollout]{env: env, what: "rollout ID", method: "rollout.approve",
+		args: func(id string) any { return app.RolloutIDArgs{ID: id} },
+		done: func(w io.Writer, st app.PatchRollout) {
+			fmt.Fprintf(w, "rollout %s of %s approved: its production waves run in the next production window (patchctl windows)\n", st.Rollout, st.Version)
+		}}
+}
+
+func newUnmarkCmd(env *Env, _ *flag.FlagSet) Command {
+	return &argCall[app.UnmarkArgs]{env: env, what: "VERSION", method: "release.unmark",
+		args: func(v string) any { return app.UnmarkArgs{Version: v} },
+		done: func(w io.Writer, a app.UnmarkArgs) {
+			fmt.Fprintf(w, "%s may be a candidate again\n", a.Version)
+		}}
+}
+
+// planText is a window's plan in a few words: "start 0.5.0 on 4 hosts", "wait: ...".
+func planText(d patching.Decision) string {
+	switch d.Action {
+	case patching.ActionStart:
+		return fmt.Sprintf("start %s on %d hosts", d.Candidate, len(d.Hosts))
+	case patching.ActionResume, patching.ActionPromote, patching.ActionContinue:
+		return fmt.Sprintf("%s rollout %s of %s", d.Action, d.Rollout, d.Candidate)
+	}
+	return d.Action + ": " + d.Why
+}
+
+func approvedText(st app.PatchRollout) string {
+	s := ""
+	if st.FastTrack != "" {
+		s += ", fast track"
+	}
+	if st.Approved {
+		s += ", production approved"
+		if st.ApprovedBy != "" {
+			s += " by " + st.ApprovedBy
+		}
+	}
+	return s
 }
 
 func newWindowsCmd(env *Env, fs *flag.FlagSet) Command {
@@ -34,7 +104,7 @@ func windowsTable(w io.Writer, _ app.WindowsArgs, rep app.WindowsReport) {
 	}
 	// Times come back from JSON with their offset but not the zone's abbreviation: show the
 	// offset and the zone's name.
-	row(w, "WINDOW", "KIND", "OPENS (LOCAL)", "ZONE", "OPENS (UTC)", "DURATION", "NO NEW HOST AFTER", "SERVES", "STATE")
+	row(w, "WINDOW", "KIND", "OPENS (LOCAL)", "ZONE", "OPENS (UTC)", "DURATION", "NO NEW HOST AFTER", "SERVES", "STATE", "WOULD DO")
 	for _, e := range rep.Windows {
 		serves := "policy " + e.Policy
 		if len(e.Environments) > 0 {
@@ -49,7 +119,22 @@ func windowsTable(w io.Writer, _ app.WindowsArgs, rep app.WindowsReport) {
 		case e.ClosesEarly != "":
 			state = "closes early: blackout " + e.ClosesEarly
 		}
-		row(w, e.Name, e.Kind, e.Opens.Format("2006-01-02 15:04 -07:00"), e.TimeZone, e.OpensUTC.Format("2006-01-02 15:04"), e.Duration,
-			e.LastStart.Format("15:04 -07:00"), serves, state)
+		does := e.Plan.Action
+		if e.Plan.Candidate != "" {
+			does += " " + e.Plan.Candidate
+		}
+		row(w, e.Name, e.Kind, e.Opens.Format("2006-01-02 15:04 -07:00"), e.TimeZone, e.OpensUTC.Format("2006-01-02 15:04"), shortDuration(e.Duration.D()),
+			e.LastStart.Format("15:04 -07:00"), serves, state, does)
+	}
+	// The reasons are sentences: they follow the table rather than widen it.
+	fmt.Fprintln(w)
+	for _, e := range rep.Windows {
+		fmt.Fprintf(w, "%s %s: %s\n", e.Name, e.Opens.Format("2006-01-02"), e.Plan.Why)
+		if e.Plan.FastTrack != "" {
+			fmt.Fprintf(w, "    fast track: %s\n", e.Plan.FastTrack)
+		}
+	}
+	for _, r := range rep.Rollouts {
+		fmt.Fprintf(w, "in progress: rollout %s of %s (policy %s)%s\n", r.Rollout, r.Version, r.Policy, approvedText(r))
 	}
 }

@@ -45,8 +45,8 @@ func TestWindowsCommand(t *testing.T) {
 			OpensUTC     time.Time `json:"opens_utc"`
 			Closes       time.Time `json:"closes"`
 			LastStart    time.Time `json:"last_start"`
-			Duration     string    `json:"duration"`
-			Cutoff       string    `json:"cutoff"`
+			Duration     float64   `json:"duration_seconds"`
+			Cutoff       float64   `json:"cutoff_seconds"`
 		} `json:"windows"`
 	}
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
@@ -63,7 +63,7 @@ func TestWindowsCommand(t *testing.T) {
 		local := w.Opens.In(loc)
 		switch w.Name {
 		case "nightly":
-			if local.Hour() != 1 || local.Minute() != 30 || w.Duration != "2h" || w.Cutoff != "30m" || w.Kind != "security" {
+			if local.Hour() != 1 || local.Minute() != 30 || w.Duration != 7200 || w.Cutoff != 1800 || w.Kind != "security" {
 				t.Errorf("nightly opening %+v (local %v)", w, local)
 			}
 		case "staging":
@@ -91,6 +91,23 @@ func TestWindowsCommand(t *testing.T) {
 	}
 	if code, _, errOut := run(t, nil, "--config", cfg, "windows", "--next", "0"); code != cli.ExitUsage || !strings.Contains(errOut, "--next") {
 		t.Errorf("--next 0: exit %d %s", code, errOut)
+	}
+
+	if !strings.Contains(out, "no candidate: no release known yet") {
+		t.Errorf("the table does not say why nothing happens:\n%s", out)
+	}
+	if code, _, errOut := run(t, nil, "--config", cfg, "rollout", "approve", "r-unknown"); code != cli.ExitUsage || !strings.Contains(errOut, "not a rollout of the patch scheduler") {
+		t.Errorf("approve unknown: exit %d %s", code, errOut)
+	}
+	if code, _, errOut := run(t, nil, "--config", cfg, "release", "unmark", "0.5.0"); code != cli.ExitFailure || !strings.Contains(errOut, "not marked bad") {
+		t.Errorf("unmark unmarked: exit %d %s", code, errOut)
+	}
+	if code, _, _ := run(t, nil, "--config", cfg, "release", "unmark"); code != cli.ExitUsage {
+		t.Errorf("unmark without a version: exit %d", code)
+	}
+	code, out, _ = run(t, nil, "--config", cfg, "status", "-o", "json")
+	if code != cli.ExitOK || !strings.Contains(out, `"next_window": {`) || !strings.Contains(out, `"patch_rollouts": []`) {
+		t.Errorf("status: exit %d\n%s", code, out)
 	}
 
 	none := writeConfig(t, "")

@@ -36,8 +36,11 @@ type PatchPolicy struct {
 	// RequireApproval holds production until `patchctl rollout approve ID` (default true).
 	RequireApproval *bool `yaml:"require_approval" json:"require_approval"`
 	// RolloutPolicy is the fleet rollout policy whose waves are used ("" = the default one).
-	RolloutPolicy string        `yaml:"rollout_policy" json:"rollout_policy,omitempty"`
-	Security      SecurityTrack `yaml:"security" json:"security"`
+	RolloutPolicy string `yaml:"rollout_policy" json:"rollout_policy,omitempty"`
+	// StagingWaves are the waves of the rollout policy run in staging windows; the rest run
+	// in production windows (default: the first wave).
+	StagingWaves []string      `yaml:"staging_waves" json:"staging_waves,omitempty"`
+	Security     SecurityTrack `yaml:"security" json:"security"`
 }
 
 // NeedsApproval reports whether production waits for an operator.

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"path"
 	"sync"
 	"time"
 
+	"github.com/patchctl/patchctl/internal/jsonfmt"
 	"github.com/patchctl/patchctl/nutcracker"
 	"github.com/patchctl/patchctl/transport"
 )
@@ -33,15 +35,15 @@ const (
 
 // Observation is what one discovery pass learned about one host.
 type Observation struct {
-	Host        string        `json:"host"`
-	Environment string        `json:"environment"`
-	At          time.Time     `json:"at"`        // when the pass looked
-	Answering   bool          `json:"answering"` // the stats port answered
-	Version     string        `json:"version,omitempty"`
-	Source      Source        `json:"source,omitempty"`
-	Uptime      time.Duration `json:"uptime,omitempty"`
-	Pools       []PoolSummary `json:"pools,omitempty"`
-	Error       string        `json:"error,omitempty"` // why the stats port or -V failed
+	Host        string          `json:"host"`
+	Environment string          `json:"environment"`
+	At          time.Time       `json:"at"`        // when the pass looked
+	Answering   bool            `json:"answering"` // the stats port answered
+	Version     string          `json:"version,omitempty"`
+	Source      Source          `json:"source,omitempty"`
+	Uptime      jsonfmt.Seconds `json:"uptime_seconds,omitempty"`
+	Pools       []PoolSummary   `json:"pools,omitempty"`
+	Error       string          `json:"error,omitempty"` // why the stats port or -V failed
 }
 
 // PoolSummary is the part of a pool's stats the inventory keeps.
@@ -140,7 +142,7 @@ func (d *Discoverer) readStats(ctx context.Context, h Host, timeout time.Duratio
 		o.Error = err.Error()
 		return o
 	}
-	o.Answering, o.Version, o.Source, o.Uptime = true, st.Version, SourceStats, st.UptimeDuration()
+	o.Answering, o.Version, o.Source, o.Uptime = true, st.Version, SourceStats, jsonfmt.Seconds(st.UptimeDuration())
 	for _, p := range st.Pools {
 		o.Pools = append(o.Pools, PoolSummary{Name: p.Name, Servers: len(p.Servers),
 			ClientConnections: p.ClientConnections, ServerEjects: p.ServerEjects})
@@ -172,13 +174,18 @@ func (d *Discoverer) binaryVersion(ctx context.Context, h Host, timeout time.Dur
 		return "", fmt.Errorf("dial %s transport: %w", h.Transport.Kind, err)
 	}
 	defer r.Close()
-	res, err := r.Run(ctx, []string{h.Binary, "-V"}, nil)
+	bin := h.Binary
+	if h.Deploy != nil {
+		// A managed host runs the build its current symlink names, whatever else is on PATH.
+		bin = path.Join(h.Deploy.Root, "current")
+	}
+	res, err := r.Run(ctx, []string{bin, "-V"}, nil)
 	if err != nil {
-		return "", fmt.Errorf("run %s -V: %w", h.Binary, err)
+		return "", fmt.Errorf("run %s -V: %w", bin, err)
 	}
 	v, err := nutcracker.ParseVersionOutput(append(res.Stderr, res.Stdout...))
 	if err != nil {
-		return "", fmt.Errorf("run %s -V: %w", h.Binary, err)
+		return "", fmt.Errorf("run %s -V: %w", bin, err)
 	}
 	return v, nil
 }

@@ -25,6 +25,12 @@ const (
 	OutboxDeployRolledBack     = "deploy.rolled_back"     // the new build failed; the previous one runs again
 	OutboxDeployRollbackFailed = "deploy.rollback_failed" // and the way back failed too
 	OutboxRollbackFailed       = "rollback.failed"        // an explicit rollback failed
+
+	OutboxWindowReminder = "window.reminder"  // a patch window with work to do opens soon
+	OutboxWindowStart    = "window.start"     // a patch window with work to do opened
+	OutboxWindowEnd      = "window.end"       // what a patch window did
+	OutboxPatchStarted   = "patching.started" // the scheduler started a rollout, and why
+	OutboxPatchBad       = "patching.bad"     // a candidate's rollout failed: the version is marked bad
 )
 
 // renderers turn each outbox kind into its message. A kind is enqueueable exactly when it
@@ -43,6 +49,12 @@ var renderers = map[string]func(Envelope) (Message, error){
 	OutboxDeployRolledBack:     operationMessage,
 	OutboxDeployRollbackFailed: operationMessage,
 	OutboxRollbackFailed:       operationMessage,
+
+	OutboxWindowReminder: readyMessage,
+	OutboxWindowStart:    readyMessage,
+	OutboxWindowEnd:      readyMessage,
+	OutboxPatchStarted:   readyMessage,
+	OutboxPatchBad:       readyMessage,
 }
 
 // OutboxKinds lists every kind Enqueue accepts, sorted.

@@ -33,6 +33,7 @@ const (
 	KindRollback Kind = "rollback" // a rollout was rolled back
 	KindTest     Kind = "test"     // `patchctl notify test`
 	KindDigest   Kind = "digest"   // many alerts due at once, as one message
+	KindWindow   Kind = "window"   // a patch window: reminder, start, summary, what the scheduler did
 )
 
 // Severity ranks a message for readers and log levels.

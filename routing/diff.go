@@ -4,26 +4,33 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 )
 
 // DiffReport says how many keys change backend between two configurations of a pool.
 type DiffReport struct {
-	Keys          int     // keys sampled
-	Moved         float64 // keys that change backend (expected value when a pool is random)
-	MovedFraction float64 // Moved / Keys
+	Keys          int     `json:"keys"`           // keys sampled
+	Moved         float64 `json:"moved"`          // keys that change backend (expected value when a pool is random)
+	MovedFraction float64 `json:"moved_fraction"` // Moved / Keys
 	// Random is set when either pool uses the random distribution: keys then have no fixed
 	// backend, and Moved is the expected number of keys read from another backend than the
 	// one they were written to.
-	Random bool
-	Shares []Share // per backend address, in the order old's servers then new's
+	Random bool `json:"random"`
+	// Sample says what the keys are: with a hash_tag on either side half of them carry the
+	// tag, so the figure depends on how many real keys do.
+	Sample string  `json:"sample"`
+	Shares []Share `json:"shares"` // per backend address, in the order old's servers then new's
 }
 
 // Share is one backend's part of the key space before and after.
 type Share struct {
-	Addr                      string
-	NameBefore, NameAfter     string  // hash names; "" when absent on that side
-	Before, After             float64 // fraction of sampled keys
-	WeightBefore, WeightAfter float64 // configured weight / total weight
+	Addr         string  `json:"addr"`
+	NameBefore   string  `json:"name_before"` // hash names; "" when absent on that side
+	NameAfter    string  `json:"name_after"`
+	Before       float64 `json:"before"` // fraction of sampled keys
+	After        float64 `json:"after"`
+	WeightBefore float64 `json:"weight_before"` // configured weight / total weight
+	WeightAfter  float64 `json:"weight_after"`
 }
 
 // Diff routes a deterministic sample of keys through both configurations and reports how
@@ -38,7 +45,7 @@ func Diff(old, new Pool, keys int) (DiffReport, error) {
 	if err != nil {
 		return DiffReport{}, fmt.Errorf("new: %w", err)
 	}
-	rep := DiffReport{Keys: keys, Random: !ro.Deterministic() || !rn.Deterministic()}
+	rep := DiffReport{Keys: keys, Random: !ro.Deterministic() || !rn.Deterministic(), Sample: sampleDescription(keys, old.HashTag, new.HashTag)}
 
 	// Map both pools' servers to one list of backends.
 	index := map[string]int{}
@@ -81,6 +88,21 @@ func Diff(old, new Pool, keys int) (DiffReport, error) {
 		rep.MovedFraction = rep.Moved / float64(keys)
 	}
 	return rep, nil
+}
+
+// sampleDescription says what SampleKeys(keys, tags...) returns.
+func sampleDescription(keys int, tags ...string) string {
+	var used []string
+	for _, t := range tags {
+		if len(t) == 2 && !slices.Contains(used, t) {
+			used = append(used, t)
+		}
+	}
+	if len(used) == 0 {
+		return fmt.Sprintf("%d synthetic keys", keys)
+	}
+	return fmt.Sprintf("%d synthetic keys, about half of them carrying the hash_tag %s; the figure for your keys depends on how many of them carry it",
+		keys, strings.Join(used, " or "))
 }
 
 // backends maps a pool's servers to backend numbers and returns each server's weight share.

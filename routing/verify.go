@@ -26,10 +26,10 @@ type VerifyOptions struct {
 
 // VerifyReport is what Verify found.
 type VerifyReport struct {
-	Keys       int
-	Mismatches int        // keys not found on the backend predicted (any backend, for random)
-	Examples   []Mismatch // the first few mismatches
-	Servers    []ServerResult
+	Keys       int            `json:"keys"`
+	Mismatches int            `json:"mismatches"` // keys not found on the backend predicted (any backend, for random)
+	Examples   []Mismatch     `json:"examples"`   // the first few mismatches
+	Servers    []ServerResult `json:"servers"`
 }
 
 // OK reports whether every key was where it was predicted.
@@ -37,19 +37,20 @@ func (r VerifyReport) OK() bool { return r.Mismatches == 0 }
 
 // Mismatch is one key that was not where it was predicted.
 type Mismatch struct {
-	Key       string
-	Predicted string   // address; "" for the random distribution
-	Found     []string // addresses the key was found on
+	Key       string   `json:"key"`
+	Predicted string   `json:"predicted"` // address; "" for the random distribution
+	Found     []string `json:"found"`     // addresses the key was found on
 }
 
 // ServerResult is one backend's share of the probe keys.
 type ServerResult struct {
-	Name, Addr  string
-	Weight      int
-	WeightShare float64 // configured weight / total weight
-	Predicted   int     // keys predicted to land here
-	Found       int     // keys found here
-	Share       float64 // Found / Keys
+	Name        string  `json:"name"`
+	Addr        string  `json:"addr"`
+	Weight      int     `json:"weight"`
+	WeightShare float64 `json:"weight_share"` // configured weight / total weight
+	Predicted   int     `json:"predicted"`    // keys predicted to land here
+	Found       int     `json:"found"`        // keys found here
+	Share       float64 `json:"share"`        // Found / Keys
 }
 
 const maxExamples = 10

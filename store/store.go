@@ -40,6 +40,7 @@ var (
 	bucketEvents     = []byte("events")
 	bucketPolls      = []byte("polls")
 	bucketHosts      = []byte("hosts")
+	bucketPatching   = []byte("patching")
 
 	bucketOutboxPending = []byte("outbox_pending")
 	bucketOutboxGaveUp  = []byte("outbox_gave_up")
@@ -74,6 +75,11 @@ var migrations = []func(tx *bolt.Tx) error{
 		}
 		t := &Tx{tx: tx}
 		return forEachJSON(t, bucketOutbox, nil, func(_ []byte, o OutboxItem) error { return indexOutbox(t, o) })
+	},
+	// 4: the patch scheduler's state: per-policy progress, bad versions, done markers.
+	func(tx *bolt.Tx) error {
+		_, err := tx.CreateBucketIfNotExists(bucketPatching)
+		return err
 	},
 }
 
@@ -134,6 +140,14 @@ func Open(ctx context.Context, path string, opts Options) (s *Store, err error) 
 		// Everything else bbolt reports is about the file's contents (bad magic, checksum,
 		// version, size too small).
 		return nil, fmt.Errorf("open store %s: %w: %v", path, ErrCorrupt, err)
+	}
+	if !opts.ReadOnly {
+		// The store is the daemon user's alone, even if an older patchctl or a lax umask
+		// created it readable by others.
+		if err := os.Chmod(path, 0o600); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("open store: %w", err)
+		}
 	}
 	s = &Store{db: db, path: path, now: opts.Now}
 	if err := s.migrate(opts.ReadOnly); err != nil {

@@ -27,10 +27,10 @@ type Snapshot struct {
 
 // FetchStats says what a fetch cost.
 type FetchStats struct {
-	Requests      int // requests sent over the network
-	NotModified   int // of which answered 304 (free)
-	Replayed      int // pages taken from the cache without any request
-	RateRemaining int // X-RateLimit-Remaining after the fetch, -1 when unknown
+	Requests      int `json:"requests"`       // requests sent over the network
+	NotModified   int `json:"not_modified"`   // of which answered 304 (free)
+	Replayed      int `json:"replayed"`       // pages taken from the cache without any request
+	RateRemaining int `json:"rate_remaining"` // X-RateLimit-Remaining after the fetch, -1 when unknown
 }
 
 // Watch is a source with the tracker's per-source settings.

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/patchctl/patchctl/config"
+	"github.com/patchctl/patchctl/internal/jsonfmt"
 	"github.com/patchctl/patchctl/notify"
 	"github.com/patchctl/patchctl/store"
 )
@@ -77,7 +78,7 @@ type SourceReport struct {
 	Advisories    int              `json:"advisories"` // known advisories of the source
 	Latest        *store.Release   `json:"latest,omitempty"`
 	Stats         FetchStats       `json:"stats"`
-	Duration      time.Duration    `json:"duration"`
+	Duration      jsonfmt.Seconds  `json:"duration_seconds"`
 }
 
 // Poll polls every source, one after the other; a failing source does not stop the
@@ -114,6 +115,7 @@ func (t *Tracker) pollOne(ctx context.Context, w Watch) (SourceReport, error) {
 	}
 	if start.Before(state.NotBefore) {
 		sr.Outcome, sr.NotBefore = OutcomeDeferred, state.NotBefore
+		sr.Error = fmt.Sprintf("not polled: rate limited until %s", state.NotBefore.UTC().Format(time.RFC3339))
 		log.Debug("poll deferred by rate limit", "until", state.NotBefore)
 		return sr, fmt.Errorf("%s: %w: waiting until %s", name, ErrRateLimited, state.NotBefore.UTC().Format(time.RFC3339))
 	}
@@ -122,13 +124,13 @@ func (t *Tracker) pollOne(ctx context.Context, w Watch) (SourceReport, error) {
 	sr.Stats = snap.Stats
 	if err != nil {
 		err = t.recordFailure(ctx, name, err, &sr)
-		sr.Duration = t.opts.Now().Sub(start)
+		sr.Duration = jsonfmt.Seconds(t.opts.Now().Sub(start))
 		log.Warn("poll failed", "outcome", sr.Outcome, "err", err)
 		return sr, err
 	}
 	t.flag.flag(snap.Releases, snap.Advisories)
 	err = t.st.Update(ctx, func(tx *store.Tx) error { return t.record(tx, w, snap, &sr) })
-	sr.Duration = t.opts.Now().Sub(start)
+	sr.Duration = jsonfmt.Seconds(t.opts.Now().Sub(start))
 	if err != nil {
 		// Nothing was written: the next poll sees the same changes again.
 		sr = SourceReport{Source: name, Outcome: OutcomeError, Error: err.Error(), Stats: snap.Stats, Duration: sr.Duration}

@@ -257,12 +257,32 @@ func Outbox() map[string]notify.Envelope {
 		notify.OutboxDeployRolledBack:        op(notify.OutboxDeployRolledBack, "deploy"),
 		notify.OutboxDeployRollbackFailed:    op(notify.OutboxDeployRollbackFailed, "deploy"),
 		notify.OutboxRollbackFailed:          op(notify.OutboxRollbackFailed, "rollback"),
+		notify.OutboxWindowReminder:          windowMsg(notify.OutboxWindowReminder, "patch window staging (staging) opens 2026-02-10 02:00 CET: start 0.5.0"),
+		notify.OutboxWindowStart:             windowMsg(notify.OutboxWindowStart, "patch window staging (staging) opened: start"),
+		notify.OutboxWindowEnd:               windowMsg(notify.OutboxWindowEnd, "patch window staging (staging) closed"),
+		notify.OutboxPatchStarted:            windowMsg(notify.OutboxPatchStarted, "patch window nightly: rollout r1 of nutcracker 0.5.0 started (staging)"),
+		notify.OutboxPatchBad:                windowMsg(notify.OutboxPatchBad, "nutcracker 0.5.0 marked bad: rollout r1 aborted"),
 	}
 }
 
+// windowMsg is a patch scheduler message as the scheduler builds it.
+func windowMsg(kind, title string) notify.Envelope {
+	return notify.Envelope{Kind: kind, Message: &notify.Message{Kind: notify.KindWindow, Title: title, Severity: notify.SeverityInfo,
+		Version: "0.5.0", Summary: "4 hosts run an older version: proxy-1, proxy-2, proxy-3, proxy-4.",
+		Fields: []notify.Field{{Key: "Fast-tracked because", Value: "fixes CVE-2026-0001 (high, 4 hosts)"}}}}
+}
+
 // MustSay lists what the rendered alert of an outbox envelope must contain: for a deploy
-// or rollback outcome the host, both versions, the failed step and the cause.
+// or rollback outcome the host, both versions, the failed step and the cause; for a ready
+// message its title, summary and every field (a fast-tracked rollout says why).
 func MustSay(e notify.Envelope) []string {
+	if m := e.Message; m != nil {
+		say := []string{m.Title, m.Summary}
+		for _, f := range m.Fields {
+			say = append(say, f.Key, f.Value)
+		}
+		return say
+	}
 	if e.Operation == nil {
 		return nil
 	}
