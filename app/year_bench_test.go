@@ -22,6 +22,7 @@ import (
 
 	"github.com/patchctl/patchctl/advisory"
 	"github.com/patchctl/patchctl/config"
+	"github.com/patchctl/patchctl/internal/jsonfmt"
 	"github.com/patchctl/patchctl/inventory"
 	"github.com/patchctl/patchctl/mirror"
 	"github.com/patchctl/patchctl/notify"
@@ -261,7 +262,7 @@ func simulateYear(b *testing.B, days int) []*dayCost {
 		obs = obs[:0]
 		for i, h := range inv.Hosts {
 			o := inventory.Observation{Host: h.Name, Environment: h.Environment, At: now, Answering: true,
-				Version: "0.5.0", Source: inventory.SourceStats, Uptime: time.Hour}
+				Version: "0.5.0", Source: inventory.SourceStats, Uptime: jsonfmt.Seconds(time.Hour)}
 			if i == down {
 				o = inventory.Observation{Host: h.Name, Environment: h.Environment, At: now, Error: "connection refused"}
 			}
