@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/patchctl/patchctl/app"
 	"github.com/patchctl/patchctl/inventory"
@@ -48,8 +49,16 @@ func init() {
 		{name: "inventory", synopsis: "show every host: running version, latest, advisories affecting it, days exposed", build: newInventoryCmd},
 		{name: "deploy", synopsis: "install a nutcracker version on a host: pre-flight, switch, restart, smoke test, automatic rollback",
 			build: newDeployCmd, privileged: true},
-		{name: "rollback", synopsis: "switch a host back to its previous good build (or --to VERSION) in one command",
+		{name: "rollback", synopsis: "switch a host back to its previous good build (or --to VERSION), or every host of a rollout (--rollout ID)",
 			build: newRollbackCmd, privileged: true},
+		{name: "rollout plan", synopsis: "show what a fleet rollout of a version would do, host by host; touches nothing", build: newRolloutPlanCmd},
+		{name: "rollout start", synopsis: "start a fleet rollout of a version in waves (run by the daemon)", build: newRolloutStartCmd, privileged: true},
+		{name: "rollout status", args: "[ID]", synopsis: "show a rollout's waves and hosts (default: the newest); --watch follows it", build: newRolloutStatusCmd},
+		{name: "rollout list", synopsis: "list every rollout", build: func(env *Env, fs *flag.FlagSet) Command { return &rolloutListCmd{env: env} }},
+		{name: "rollout pause", args: "ID", synopsis: "stop a rollout from starting more hosts (hosts deploying finish)", build: newRolloutControl("rollout.pause", true), privileged: true},
+		{name: "rollout resume", args: "ID", synopsis: "continue a paused rollout", build: newRolloutControl("rollout.resume", false), privileged: true},
+		{name: "rollout promote", args: "ID", synopsis: "let a rollout waiting after a wave start the next one", build: newRolloutControl("rollout.promote", false), privileged: true},
+		{name: "rollout abort", args: "ID", synopsis: "stop a rollout and roll back every host it changed, newest wave first", build: newRolloutControl("rollout.abort", true), privileged: true},
 		{name: "ops", synopsis: "list the daemon's running and recent operations", build: newOpsCmd},
 		{name: "attach", args: "OPERATION", synopsis: "follow a running or finished operation of the daemon (deploy, rollback, ...) to its end", build: newAttachCmd},
 		{name: "abort", args: "OPERATION", synopsis: "abort a running operation on purpose: a deploy rolls back to the build that ran before",
@@ -131,6 +140,9 @@ func exists(path string) bool {
 
 type daemonCmd struct{ env *Env }
 
+// daemonStoreWait bounds how long the daemon waits at start for the store's lock.
+const daemonStoreWait = 30 * time.Second
+
 func (c *daemonCmd) Run(ctx context.Context) error {
 	cfg, err := c.env.Config()
 	if err != nil {
@@ -155,7 +167,10 @@ func (c *daemonCmd) Run(ctx context.Context) error {
 			}
 		}
 	}()
-	a, err := app.Open(ctx, cfg, app.Options{Logger: log, Reload: reload})
+	// A CLI command run while no daemon answers reads the store itself and holds its lock
+	// for that read, which on a loaded host can last seconds: the daemon waits it out
+	// rather than failing at start.
+	a, err := app.Open(ctx, cfg, app.Options{Logger: log, Reload: reload, StoreTimeout: daemonStoreWait})
 	if ae := (*app.Error)(nil); errors.As(err, &ae) && ae.Kind == app.KindUsage {
 		return usageErr(err) // the configuration contradicts the store (a pinned version it does not know)
 	}
@@ -282,7 +297,7 @@ func newEventsCmd(env *Env, fs *flag.FlagSet) Command {
 	c := &eventsCmd{env: env}
 	fs.StringVar(&c.filter.Kind, "kind", "", "only events of this `kind`, or a prefix ending in '.' (e.g. deploy.)")
 	fs.StringVar(&c.filter.Subject, "subject", "", "only events about this source or `host`")
-	fs.IntVar(&c.filter.Limit, "n", 50, "show the newest `N` events (0 = all)")
+	intFlag(fs, &c.filter.Limit, "n", 50, 0, 1_000_000, "show the newest `N` events (0 = all)")
 	return c
 }
 

@@ -7,11 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/patchctl/patchctl/internal/readfile"
 	"github.com/patchctl/patchctl/internal/strictyaml"
 )
 
@@ -29,6 +29,7 @@ type Config struct {
 	Notify      Notify        `yaml:"notify" json:"notify"`
 	Inventory   Inventory     `yaml:"inventory" json:"inventory"`
 	Artifacts   Artifacts     `yaml:"artifacts" json:"artifacts"`
+	Rollouts    Rollouts      `yaml:"rollouts" json:"rollouts"`
 	Retention   Retention     `yaml:"retention" json:"retention"`
 	Patching    Patching      `yaml:"patching" json:"patching"`
 	Shutdown    time.Duration `yaml:"shutdown_timeout" json:"shutdown_timeout"`
@@ -150,6 +151,7 @@ func Default() Config {
 			MinGap: time.Second, DigestAfter: 10},
 		Retention: Retention{Events: 90 * 24 * time.Hour, Delivered: 30 * 24 * time.Hour, HTTPCache: 30 * 24 * time.Hour},
 		Inventory: defaultInventory(),
+		Rollouts:  defaultRollouts(),
 		Patching:  Patching{Reminder: 24 * time.Hour},
 		Shutdown:  10 * time.Second,
 	}
@@ -204,9 +206,12 @@ func (es Errors) Error() string {
 	return strings.Join(msgs, "\n")
 }
 
+// MaxFileSize caps patchctl.yml; a real one is a few KiB.
+const MaxFileSize = 1 << 20
+
 // LoadFile reads and validates a configuration file.
 func LoadFile(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := readfile.Read(path, MaxFileSize)
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
@@ -215,9 +220,9 @@ func LoadFile(path string) (*Config, error) {
 
 // Parse reads a configuration from r; name is used in error messages.
 func Parse(name string, r io.Reader) (*Config, error) {
-	data, err := io.ReadAll(r)
+	data, err := readfile.All(r, name, MaxFileSize)
 	if err != nil {
-		return nil, fmt.Errorf("read config %s: %w", name, err)
+		return nil, fmt.Errorf("read config: %w", err)
 	}
 	cfg := Default()
 	cfg.File = name
