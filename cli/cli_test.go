@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -111,23 +110,6 @@ func TestReadOnlyCommandsCreateNoState(t *testing.T) {
 	}
 }
 
-// TestBashCompletionLoads checks the generated script is valid bash that completes commands.
-func TestBashCompletionLoads(t *testing.T) {
-	_, script, _ := run(t, nil, "completion", "bash")
-	bash, err := exec.LookPath("bash")
-	if err != nil {
-		t.Fatal(err)
-	}
-	probe := script + "\nCOMP_WORDS=(patchctl ev); COMP_CWORD=1; _patchctl; echo \"${COMPREPLY[@]}\"\n"
-	out, err := exec.Command(bash, "-c", probe).CombinedOutput()
-	if err != nil {
-		t.Fatalf("bash: %v\n%s", err, out)
-	}
-	if strings.TrimSpace(string(out)) != "events" {
-		t.Fatalf("completion of 'ev' = %q", out)
-	}
-}
-
 // TestDamagedStore: a corrupt store is reported with its path, exits 3, and is left as it was.
 func TestDamagedStore(t *testing.T) {
 	cfg := writeConfig(t, "")
@@ -220,5 +202,45 @@ func TestExitCodeTable(t *testing.T) {
 				t.Errorf("error names Go types: %s", errOut)
 			}
 		})
+	}
+}
+
+// TestHelpAndDiscovery: help goes to stdout however it is asked for, groups of commands have
+// help, and flags are written as the README writes them.
+func TestHelpAndDiscovery(t *testing.T) {
+	cases := []struct {
+		args []string
+		want []string // in stdout
+	}{
+		{[]string{"--help"}, []string{"Usage: patchctl", "routing verify", "Exit codes:"}},
+		{[]string{"-h"}, []string{"Usage: patchctl"}},
+		{[]string{"help"}, []string{"Usage: patchctl"}},
+		{[]string{"--version"}, []string{"patchctl "}},
+		{[]string{"routing", "--help"}, []string{"routing verify", "routing diff"}},
+		{[]string{"check", "--help"}, []string{"check connect"}},
+		{[]string{"help", "routing"}, []string{"routing verify"}},
+		{[]string{"lint", "--help"}, []string{"sarif", "--target-version"}},
+		{[]string{"deploy", "--help"}, []string{"--host host", "--dry-run", "change nothing on the host"}},
+		{[]string{"help", "deploy"}, []string{"--host host"}},
+	}
+	for _, c := range cases {
+		code, out, errOut := run(t, nil, c.args...)
+		if code != cli.ExitOK {
+			t.Errorf("%v: exit %d\n%s%s", c.args, code, out, errOut)
+		}
+		for _, w := range c.want {
+			if !strings.Contains(out, w) {
+				t.Errorf("%v: stdout lacks %q\nstdout: %s\nstderr: %s", c.args, w, out, errOut)
+			}
+		}
+		if strings.Contains(out, "\n  -host") {
+			t.Errorf("%v: help shows -host, the README says --host:\n%s", c.args, out)
+		}
+	}
+	if code, _, errOut := run(t, nil, "routing"); code != cli.ExitUsage || !strings.Contains(errOut, "routing verify") {
+		t.Errorf("routing alone: exit %d %s", code, errOut)
+	}
+	if code, _, errOut := run(t, nil, "lint", "-o", "yaml", "x.yml"); code != cli.ExitUsage || !strings.Contains(errOut, "text, json or sarif") {
+		t.Errorf("lint -o yaml: exit %d %s", code, errOut)
 	}
 }

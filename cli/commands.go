@@ -56,6 +56,9 @@ func init() {
 			build: newAbortCmd, privileged: true},
 		{name: "history", synopsis: "show a host's deploys and rollbacks, step by step", build: newHistoryCmd},
 		{name: "slots", synopsis: "show the builds installed on a host and which one is active", build: newSlotsCmd},
+		{name: "rollout approve", args: "ID", synopsis: "let a scheduled rollout whose staging passed run its production waves in the next production window",
+			build: newApproveCmd, privileged: true},
+		{name: "release unmark", args: "VERSION", synopsis: "let a version marked bad (its rollout failed or was aborted) be a candidate again", build: newUnmarkCmd},
 		{name: "windows", synopsis: "list the coming patch windows: when (local and UTC), how long, cutoff, what each serves and would do", build: newWindowsCmd},
 
 		// Guardrails for nutcracker.yml.
@@ -65,6 +68,10 @@ func init() {
 		{name: "routing diff", args: "OLD NEW", synopsis: "show the fraction of keys that move between two configurations", build: newRoutingDiffCmd},
 		{name: "audit", synopsis: "check this host's nutcracker processes and configurations for least privilege", build: newAuditCmd},
 
+		// Air-gapped sites.
+		{name: "mirror serve", synopsis: "serve a directory laid out like GitHub's releases API (or twemproxy's built-in history) for daemons without internet access",
+			build: newMirrorServeCmd},
+
 		// Trying patchctl, and the CLI itself.
 		{name: "demo", synopsis: "run the daemon against an embedded mirror of twemproxy's release history and a local Slack webhook", build: newDemoCmd},
 		{name: "version", synopsis: "print patchctl's version",
@@ -73,6 +80,8 @@ func init() {
 			build: func(env *Env, fs *flag.FlagSet) Command { return &completionCmd{env: env} }},
 		{name: "help", args: "[COMMAND]", synopsis: "show help for patchctl or a command",
 			build: func(env *Env, fs *flag.FlagSet) Command { return &helpCmd{env: env} }},
+		{name: "__complete", args: "-- WORDS...", synopsis: "print the candidates for the next word (used by the completion scripts)",
+			build: func(env *Env, fs *flag.FlagSet) Command { return &completeCmd{env: env} }, hidden: true},
 	}
 }
 
