@@ -57,7 +57,7 @@ type App struct {
 	methods map[string]method
 	starts  map[string]starter // methods that run as operations
 	// upload stores a binary a client sent into the artifact cache (set by the rollout).
-	upload func(ctx context.Context, r io.Reader, sum, version string) (artifact.Artifact, error)
+	upload  func(ctx context.Context, r io.Reader, sum, version string) (artifact.Artifact, error)
 	ops     *Runner
 	started time.Time
 
