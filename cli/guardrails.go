@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/patchctl/patchctl/audit"
@@ -46,9 +47,11 @@ func (c *lintCmd) Run(context.Context) error {
 		target = v
 	}
 	r := lint.NewReport(target)
+	var unreadable []string
 	for _, f := range c.files {
+		// One unreadable file must not hide the others' findings: it is a finding too.
 		if err := r.AddFile(f); err != nil {
-			return usageErr(err)
+			unreadable = append(unreadable, f)
 		}
 	}
 	if err := r.Write(c.env.Out, c.env.Output); err != nil {
@@ -57,7 +60,12 @@ func (c *lintCmd) Run(context.Context) error {
 	if errs, warns := r.Counts(); c.env.Output == "text" && errs+warns > 0 {
 		fmt.Fprintf(c.env.Err, "%d error(s), %d warning(s) for nutcracker %s\n", errs, warns, target)
 	}
-	if r.HasErrors() {
+	switch {
+	case len(unreadable) > 0:
+		// The worst outcome decides the exit code: a file that is not there is a bad argument.
+		fmt.Fprintf(c.env.Err, "patchctl lint: cannot read %s\n", strings.Join(unreadable, ", "))
+		return errReportedUsage
+	case r.HasErrors():
 		return errFailed
 	}
 	return nil
