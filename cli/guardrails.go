@@ -154,7 +154,7 @@ func (c *checkConnectCmd) Run(ctx context.Context) error {
 		return err
 	}
 	if failed > 0 {
-		fmt.Fprintf(c.env.Err, "%d of %d servers unreachable\n", failed, len(rows))
+		fmt.Fprintf(c.env.Err, "%d of %d servers failed the check\n", failed, len(rows))
 		return errFailed
 	}
 	return nil

@@ -167,3 +167,22 @@ func TestLintReportsEveryFile(t *testing.T) {
 		t.Errorf("doubled prefix: %s", errOut)
 	}
 }
+
+// TestCheckConnectWrongProtocol: a server that answers in the other protocol is named as
+// such, not as unreachable.
+func TestCheckConnectWrongProtocol(t *testing.T) {
+	r, mc := testenv.Redis(t), testenv.Memcached(t)
+	path := writeFile(t, "swapped.yml", fmt.Sprintf("r:\n  listen: 127.0.0.1:%d\n  redis: true\n  servers:\n   - %s:1\nm:\n  listen: 127.0.0.1:%d\n  servers:\n   - %s:1\n",
+		testenv.FreePort(t), mc.Addr, testenv.FreePort(t), r.Addr))
+	code, out, errOut := run(t, nil, "check", "connect", path, "-o", "json")
+	var rows []struct{ Pool, Error string }
+	if code != cli.ExitFailure || json.Unmarshal([]byte(out), &rows) != nil || len(rows) != 2 {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+	for _, row := range rows {
+		want := map[string]string{"r": "not a redis server", "m": "not a memcached server"}[row.Pool]
+		if !strings.Contains(row.Error, want) || strings.Contains(row.Error, "redigo") {
+			t.Errorf("pool %s: error %q, want %q", row.Pool, row.Error, want)
+		}
+	}
+}
