@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/patchctl/patchctl/advisory"
+	"github.com/patchctl/patchctl/internal/readfile"
 	"github.com/patchctl/patchctl/internal/strictyaml"
 )
 
@@ -274,4 +275,12 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestLoadBounded: a feed file without end is refused at the cap, naming it.
+func TestLoadBounded(t *testing.T) {
+	_, err := advisory.Load("/dev/zero")
+	if !errors.Is(err, readfile.ErrTooLarge) || !strings.Contains(err.Error(), "/dev/zero") {
+		t.Fatalf("err = %v, want too large naming /dev/zero", err)
+	}
 }

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/patchctl/patchctl/app"
 	"github.com/patchctl/patchctl/inventory"
@@ -131,6 +132,9 @@ func exists(path string) bool {
 
 type daemonCmd struct{ env *Env }
 
+// daemonStoreWait bounds how long the daemon waits at start for the store's lock.
+const daemonStoreWait = 30 * time.Second
+
 func (c *daemonCmd) Run(ctx context.Context) error {
 	cfg, err := c.env.Config()
 	if err != nil {
@@ -155,7 +159,10 @@ func (c *daemonCmd) Run(ctx context.Context) error {
 			}
 		}
 	}()
-	a, err := app.Open(ctx, cfg, app.Options{Logger: log, Reload: reload})
+	// A CLI command run while no daemon answers reads the store itself and holds its lock
+	// for that read, which on a loaded host can last seconds: the daemon waits it out
+	// rather than failing at start.
+	a, err := app.Open(ctx, cfg, app.Options{Logger: log, Reload: reload, StoreTimeout: daemonStoreWait})
 	if ae := (*app.Error)(nil); errors.As(err, &ae) && ae.Kind == app.KindUsage {
 		return usageErr(err) // the configuration contradicts the store (a pinned version it does not know)
 	}
@@ -282,7 +289,7 @@ func newEventsCmd(env *Env, fs *flag.FlagSet) Command {
 	c := &eventsCmd{env: env}
 	fs.StringVar(&c.filter.Kind, "kind", "", "only events of this `kind`, or a prefix ending in '.' (e.g. deploy.)")
 	fs.StringVar(&c.filter.Subject, "subject", "", "only events about this source or `host`")
-	fs.IntVar(&c.filter.Limit, "n", 50, "show the newest `N` events (0 = all)")
+	intFlag(fs, &c.filter.Limit, "n", 50, 0, 1_000_000, "show the newest `N` events (0 = all)")
 	return c
 }
 

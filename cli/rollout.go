@@ -27,7 +27,7 @@ func newDeployCmd(env *Env, fs *flag.FlagSet) Command {
 	fs.StringVar(&c.args.Version, "version", "", "nutcracker `version` to install (required)")
 	fs.StringVar(&c.binary, "binary", "", "deploy this local nutcracker `file` instead of the configured artifact sources (the CLI reads it and sends its content)")
 	fs.BoolVar(&c.args.DryRun, "dry-run", false, "fetch and verify the build into patchctl's cache, run its -V, read the host's state and print the plan; change nothing on the host")
-	fs.DurationVar(&c.args.SmokeTimeout, "smoke-timeout", 0, "bound on each smoke test (default: the host's deploy.smoke_timeout, else 10s)")
+	durationFlag(fs, &c.args.SmokeTimeout, "smoke-timeout", 0, 0, 10*time.Minute, "`bound` on each smoke test; 0 = the host's deploy.smoke_timeout, else 10s")
 	detachFlag(fs, &c.detach)
 	return c
 }

@@ -7,11 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/patchctl/patchctl/internal/readfile"
 	"github.com/patchctl/patchctl/internal/strictyaml"
 )
 
@@ -204,9 +204,12 @@ func (es Errors) Error() string {
 	return strings.Join(msgs, "\n")
 }
 
+// MaxFileSize caps patchctl.yml; a real one is a few KiB.
+const MaxFileSize = 1 << 20
+
 // LoadFile reads and validates a configuration file.
 func LoadFile(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := readfile.Read(path, MaxFileSize)
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
@@ -215,9 +218,9 @@ func LoadFile(path string) (*Config, error) {
 
 // Parse reads a configuration from r; name is used in error messages.
 func Parse(name string, r io.Reader) (*Config, error) {
-	data, err := io.ReadAll(r)
+	data, err := readfile.All(r, name, MaxFileSize)
 	if err != nil {
-		return nil, fmt.Errorf("read config %s: %w", name, err)
+		return nil, fmt.Errorf("read config: %w", err)
 	}
 	cfg := Default()
 	cfg.File = name

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/robfig/cron/v3"
+
+	"github.com/patchctl/patchctl/internal/readfile"
 )
 
 var reRepo = regexp.MustCompile(`^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$`)
@@ -159,6 +161,7 @@ func (c *Config) validate() Errors {
 	c.validateInventory(fail)
 	c.validateArtifacts(fail)
 	c.validatePatching(fail)
+	c.validateRanges(fail)
 	if c.Shutdown <= 0 {
 		fail("shutdown_timeout", "must be positive")
 	}
@@ -175,6 +178,9 @@ func checkURL(s string) error {
 	}
 	return nil
 }
+
+// maxSecretSize caps a secret file (a token or a webhook URL).
+const maxSecretSize = 64 << 10
 
 // secretField names the key a secret came from, for error messages.
 func secretField(base, file, env string) string {
@@ -201,7 +207,7 @@ func resolveSecret(c *Config, value Secret, file, env string) (Secret, error) {
 	}
 	switch {
 	case file != "":
-		raw, err := os.ReadFile(c.resolvePath(file))
+		raw, err := readfile.Read(c.resolvePath(file), maxSecretSize)
 		if err != nil {
 			return "", fmt.Errorf("read secret file: %w", err)
 		}
@@ -237,8 +243,16 @@ func ParseSchedule(spec string) (s cron.Schedule, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("invalid schedule %q: %v", spec, err)
 	}
+	if every, ok := s.(cron.ConstantDelaySchedule); ok && every.Delay < MinScheduleInterval {
+		return nil, fmt.Errorf("schedule %q runs more often than every %v", spec, MinScheduleInterval)
+	}
 	return s, nil
 }
+
+// MinScheduleInterval is the shortest gap between two scheduled runs: polling GitHub or
+// taking inventory more often only spends rate limit and load. A 5-field cron spec cannot
+// go below it; "@every 1s" could.
+const MinScheduleInterval = time.Minute
 
 // SlogLevel returns the configured log level.
 func (l Log) SlogLevel() slog.Level {

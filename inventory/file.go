@@ -16,6 +16,8 @@ import (
 
 	"github.com/patchctl/patchctl/internal/strictyaml"
 	"github.com/patchctl/patchctl/transport"
+
+	"github.com/patchctl/patchctl/internal/readfile"
 )
 
 // DefaultBinary is the nutcracker binary run when a host names none (looked up in PATH).
@@ -144,9 +146,12 @@ type defaults struct {
 	Deploy      *Deploy           `yaml:"deploy"`
 }
 
+// MaxFileSize caps the inventory file: 10,000 hosts take about 3 MiB.
+const MaxFileSize = 16 << 20
+
 // Load reads and validates the inventory file at path.
 func Load(path string) (*Inventory, error) {
-	data, err := os.ReadFile(path)
+	data, err := readfile.Read(path, MaxFileSize)
 	if err != nil {
 		return nil, fmt.Errorf("read inventory: %w", err)
 	}
@@ -283,6 +288,8 @@ func (h Host) problems() []string {
 	}
 	if t := h.Transport; t != nil && t.Timeout < 0 {
 		add("transport: negative timeout")
+	} else if t != nil && t.Timeout > transport.MaxTimeout {
+		add("transport: timeout %v is more than the maximum %v", t.Timeout, transport.MaxTimeout)
 	}
 	if h.Deploy != nil {
 		out = append(out, h.Deploy.problems()...)

@@ -7,11 +7,12 @@ import (
 	"io"
 	"io/fs"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/hashicorp/go-version"
+
+	"github.com/patchctl/patchctl/nutconf"
 )
 
 // Report collects the findings of several files for one target version and writes them
@@ -42,7 +43,7 @@ func (r *Report) Add(filename string, data []byte) {
 // AddFile reads and lints a file. A file that cannot be read is an error finding (rule
 // "read") and the returned error, so that the other files' findings are still reported.
 func (r *Report) AddFile(path string) error {
-	data, err := os.ReadFile(path)
+	data, err := nutconf.ReadFile(path)
 	if err != nil {
 		msg := err.Error()
 		var pe *fs.PathError
