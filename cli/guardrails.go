@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/patchctl/patchctl/audit"
@@ -51,7 +50,7 @@ func (c *lintCmd) Run(context.Context) error {
 	for _, f := range c.files {
 		// One unreadable file must not hide the others' findings: it is a finding too.
 		if err := r.AddFile(f); err != nil {
-			unreadable = append(unreadable, f)
+			unreadable = append(unreadable, err.Error())
 		}
 	}
 	if err := r.Write(c.env.Out, c.env.Output); err != nil {
@@ -63,7 +62,9 @@ func (c *lintCmd) Run(context.Context) error {
 	switch {
 	case len(unreadable) > 0:
 		// The worst outcome decides the exit code: a file that is not there is a bad argument.
-		fmt.Fprintf(c.env.Err, "patchctl lint: cannot read %s\n", strings.Join(unreadable, ", "))
+		for _, msg := range unreadable {
+			fmt.Fprintf(c.env.Err, "patchctl lint: %s\n", msg)
+		}
 		return errReportedUsage
 	case r.HasErrors():
 		return errFailed
