@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/patchctl/patchctl/artifact"
 	"github.com/patchctl/patchctl/config"
 	"github.com/patchctl/patchctl/store"
 )
@@ -80,6 +81,24 @@ func (a *App) apiHandler() http.Handler {
 			}
 			return rc.Flush()
 		})
+	})
+	// A binary for `deploy --binary`: the CLI sends the file's content and its SHA-256;
+	// the daemon keeps it only if the digest matches, and never runs it here.
+	mux.HandleFunc("POST /v1/upload", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		body := http.MaxBytesReader(w, r.Body, artifact.DefaultMaxMemberSize)
+		reply, err := a.Upload(r.Context(), body, q.Get("sha256"), q.Get("version"))
+		if err != nil {
+			if tooBig, ok := errors.AsType[*http.MaxBytesError](err); ok {
+				writeErrorStatus(w, http.StatusRequestEntityTooLarge, &Error{Kind: KindUsage,
+					Msg: fmt.Sprintf("upload refused: over the limit of %d bytes", tooBig.Limit)})
+				return
+			}
+			writeError(w, err)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(reply)
 	})
 	return versioned(a.config().Socket, mux)
 }
@@ -176,6 +195,11 @@ func (c *Client) send(ctx context.Context, method, path string, body []byte) (*h
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
+	return c.sendBody(ctx, method, path, rd)
+}
+
+// sendBody is send with a streamed body.
+func (c *Client) sendBody(ctx context.Context, method, path string, rd io.Reader) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, method, "http://patchctl"+path, rd)
 	if err != nil {
 		return nil, err
@@ -211,16 +235,22 @@ func (c *Client) send(ctx context.Context, method, path string, body []byte) (*h
 // socketDenied says why the socket cannot be opened and what to do about it.
 func socketDenied(socket string) string {
 	msg := "permission denied on the daemon's socket " + socket
-	if fi, err := os.Stat(socket); err == nil {
-		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-			group := strconv.Itoa(int(st.Gid))
-			if g, err := user.LookupGroupId(group); err == nil {
-				group = g.Name
-			}
-			return fmt.Sprintf("%s (mode %v, group %s): join the group %s (socket_group in the daemon's patchctl.yml), then log in again", msg, fi.Mode().Perm(), group, group)
-		}
+	fi, err := os.Stat(socket)
+	if err != nil {
+		return msg + ": ask for access to it (socket_group in the daemon's patchctl.yml)"
 	}
-	return msg + ": ask for access to it (socket_group in the daemon's patchctl.yml)"
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return msg
+	}
+	if fi.Mode().Perm()&0o060 == 0 {
+		return fmt.Sprintf("%s (mode %v): only its owner, uid %d, may use it; set socket_group in the daemon's patchctl.yml and join that group, or run as that user", msg, fi.Mode().Perm(), st.Uid)
+	}
+	group := strconv.Itoa(int(st.Gid))
+	if g, err := user.LookupGroupId(group); err == nil {
+		group = g.Name
+	}
+	return fmt.Sprintf("%s (mode %v, group %s): join the group %s (socket_group in the daemon's patchctl.yml), then log in again", msg, fi.Mode().Perm(), group, group)
 }
 
 // Call runs a method in the daemon; result, if not nil, receives the decoded answer.
@@ -280,7 +310,7 @@ func (c *Client) Follow(ctx context.Context, id string, after int, fn func(OpEve
 			if ctx.Err() != nil {
 				return OpEvent{}, ctx.Err()
 			}
-			return OpEvent{}, fmt.Errorf("lost the daemon on %s while following %s (%v): it goes on without you; `patchctl attach %s` when the daemon is back", c.socket, id, err, id)
+			return OpEvent{}, fmt.Errorf("lost the daemon on %s while following %s (%v): the operation does not depend on this CLI; if the daemon is stopping, it finishes or undoes it when it is back (see `patchctl history`)", c.socket, id, err)
 		}
 		if fn != nil {
 			fn(e)

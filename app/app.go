@@ -21,11 +21,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/robfig/cron/v3"
 
+	"github.com/patchctl/patchctl/artifact"
 	"github.com/patchctl/patchctl/config"
 	"github.com/patchctl/patchctl/inventory"
 	"github.com/patchctl/patchctl/notify"
 	"github.com/patchctl/patchctl/patching"
+	"github.com/patchctl/patchctl/rollout"
 	"github.com/patchctl/patchctl/store"
+	"github.com/patchctl/patchctl/waves"
 )
 
 // Version is patchctl's version, set at build time with -ldflags "-X ...app.Version=v1.2.3".
@@ -41,6 +44,8 @@ type Options struct {
 	Notifier notify.Notifier
 	// Progress shows artifact downloads when the CLI runs a deploy itself (a terminal).
 	Progress io.Writer
+	// noSync skips fsync in the store: the year-long simulation only.
+	noSync bool
 	// Reload makes a serving daemon reload its configuration each time it receives
 	// (the CLI's daemon command sends SIGHUP here).
 	Reload <-chan struct{}
@@ -55,6 +60,8 @@ type App struct {
 	reg     *prometheus.Registry
 	methods map[string]method
 	starts  map[string]starter // methods that run as operations
+	// upload stores a binary a client sent into the artifact cache (set by the rollout).
+	upload  func(ctx context.Context, r io.Reader, sum, version string) (artifact.Artifact, error)
 	ops     *Runner
 	started time.Time
 
@@ -77,6 +84,10 @@ type App struct {
 	listener  string // socket the daemon serves, once serving
 	// running counts jobs, loops and calls in progress: the store closes after them.
 	running runGroup
+
+	deployer  *rollout.Rollout // per-host deploys and rollbacks
+	artifacts *artifact.Cache
+	rollouts  *waves.Engine // fleet rollouts
 }
 
 // config is the configuration in force (Reload replaces it).
@@ -94,7 +105,7 @@ func Open(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	st, err := store.Open(ctx, cfg.StorePath(), store.Options{Timeout: opts.StoreTimeout, Now: opts.Now})
+	st, err := store.Open(ctx, cfg.StorePath(), store.Options{Timeout: opts.StoreTimeout, Now: opts.Now, NoSync: opts.noSync})
 	if err != nil {
 		return nil, err
 	}
@@ -130,6 +141,7 @@ var components = []func(ctx context.Context, a *App) error{
 	setupTracker,
 	setupInventory,
 	setupRollout,
+	setupRollouts,
 	setupRetention,
 	setupWindows,
 	setupReload,

@@ -217,7 +217,7 @@ func (r *Runner) Start(kind string, hosts []string, by string, fn func(ctx conte
 		defer r.wg.Done()
 		defer cancel(nil)
 		res, err := run(ctx, o, fn)
-		r.finish(o, res, err)
+		r.finish(o, res, err, context.Cause(ctx))
 	}()
 	return o, nil
 }
@@ -237,7 +237,8 @@ func run(ctx context.Context, o *Op, fn func(context.Context, *Op) (any, error))
 // back is a reply, not an error).
 type outcome interface{ outcome() string }
 
-func (r *Runner) finish(o *Op, res any, err error) {
+// finish records the end of o; cause is why its context ended, if it did.
+func (r *Runner) finish(o *Op, res any, err error, cause error) {
 	done := OpEvent{Type: EventDone, State: OpSucceeded}
 	if err == nil {
 		if oc, ok := res.(outcome); ok {
@@ -252,6 +253,9 @@ func (r *Runner) finish(o *Op, res any, err error) {
 	if err != nil {
 		done.State, done.Result, done.Error = OpFailed, nil, asError(err)
 		done.Message = err.Error()
+	}
+	if errors.Is(cause, ErrAborted) && done.State == OpFailed {
+		done.State = OpAborted // a deploy aborted after its switch says rolled_back
 	}
 	r.release(o, nil)
 	o.mu.Lock()

@@ -19,9 +19,10 @@ import (
 type DeployArgs struct {
 	Host    string `json:"host"`
 	Version string `json:"version"`
-	// Binary deploys a local nutcracker file instead of resolving Version from the
-	// configured artifact sources; it must still report Version.
-	Binary       string        `json:"binary,omitempty"`
+	// BinarySHA256 deploys a binary the client uploaded (its content: the daemon never
+	// opens a path a client names) instead of resolving Version from the configured
+	// artifact sources; it must still report Version. A dry run needs no upload.
+	BinarySHA256 string        `json:"binary_sha256,omitempty"`
 	DryRun       bool          `json:"dry_run,omitempty"`
 	SmokeTimeout time.Duration `json:"smoke_timeout,omitempty"`
 }
@@ -45,20 +46,24 @@ type OpReply struct {
 	Error    string             `json:"error,omitempty"`
 }
 
-// SmokeTimeout defaults: a pidfile host runs nutcracker with a 1 s stats interval; other
-// modes keep nutcracker's 30 s default, and the smoke test waits for one refresh.
-const (
-	smokePidfile = 10 * time.Second
-	smokeOther   = 45 * time.Second
-)
-
 func setupRollout(_ context.Context, a *App) error {
 	r := rollout.New(a.store, rollout.Options{Logger: a.log.With("component", "rollout"), Now: a.now, OnStep: a.streamStep})
 	cache := artifact.New(a.config().Artifacts.Dir, a.log.With("component", "artifact"))
+	a.deployer, a.artifacts = r, cache
 
+	a.upload = func(ctx context.Context, r io.Reader, sum, version string) (artifact.Artifact, error) {
+		art, err := cache.Ingest(ctx, r, sum, version)
+		if err != nil {
+			return art, &Error{Kind: KindFailed, Msg: "upload: " + err.Error()}
+		}
+		return art, nil
+	}
 	handleOp(a, "deploy", func(ctx context.Context, args DeployArgs) ([]string, func(context.Context, *Op) (any, error), error) {
 		if args.Version == "" {
 			return nil, nil, &Error{Kind: KindUsage, Msg: "--version is required"}
+		}
+		if err := a.refuseLeased(ctx, args.Host, args.DryRun); err != nil {
+			return nil, nil, err
 		}
 		if err := a.knownHost(args.Host); err != nil {
 			return nil, nil, err
@@ -70,14 +75,11 @@ func setupRollout(_ context.Context, a *App) error {
 			}
 			defer closeT()
 			op.Emit(OpEvent{Type: EventStep, Host: args.Host, Step: "resolve", Message: "nutcracker " + args.Version})
-			art, err := a.resolveArtifact(ctx, cache, args)
+			art, err := a.deployArtifact(ctx, cache, args)
 			if err != nil {
 				return nil, err
 			}
 			opts := rollout.DeployOptions{DryRun: args.DryRun, SmokeTimeout: args.SmokeTimeout}
-			if opts.SmokeTimeout == 0 {
-				opts.SmokeTimeout = smokeTimeout(spec)
-			}
 			var restore func()
 			if !args.DryRun {
 				// The inventory must not report the coming version change as unexpected.
@@ -85,7 +87,7 @@ func setupRollout(_ context.Context, a *App) error {
 					return nil, err
 				}
 			}
-			res, err := r.Deploy(ctx, spec, rollout.Artifact{Path: art.Path, Version: art.Version}, opts)
+			res, err := r.Deploy(ctx, spec, rollout.Artifact{Path: art.Path, Version: art.Version, SHA256: art.SHA256}, opts)
 			if restore != nil && (err != nil || (res.Operation.State != rollout.OpSucceeded && !res.Unchanged)) {
 				restore()
 			}
@@ -94,6 +96,9 @@ func setupRollout(_ context.Context, a *App) error {
 		}, nil
 	})
 	handleOp(a, "rollback", func(ctx context.Context, args RollbackArgs) ([]string, func(context.Context, *Op) (any, error), error) {
+		if err := a.refuseLeased(ctx, args.Host, false); err != nil {
+			return nil, nil, err
+		}
 		if err := a.knownHost(args.Host); err != nil {
 			return nil, nil, err
 		}
@@ -129,6 +134,7 @@ func setupRollout(_ context.Context, a *App) error {
 	// A deploy interrupted by a crash is finished or undone as soon as the daemon is back,
 	// not only when someone next touches the host.
 	a.addLoop(func(ctx context.Context) {
+		ctx = store.WithActor(ctx, "the daemon (recovery of an interrupted operation)")
 		inv := a.inventory()
 		if inv == nil {
 			return
@@ -195,13 +201,6 @@ func opReply(res rollout.Result, art *artifact.Artifact, err error) (any, error)
 	}
 	reply.Error = err.Error()
 	return reply, nil
-}
-
-func smokeTimeout(spec rollout.HostSpec) time.Duration {
-	if spec.Process.Mode == rollout.ModePidfile {
-		return smokePidfile
-	}
-	return smokeOther
 }
 
 func (a *App) knownHost(name string) error {
@@ -273,24 +272,45 @@ func toHostSpec(h inventory.Host, t transport.Transport) rollout.HostSpec {
 	return rollout.HostSpec{
 		Name: h.Name, Transport: t, Root: d.Root, Config: h.Config, StatsAddr: h.Stats, ProbeHost: d.ProbeHost,
 		Process: rollout.Process{Mode: d.Restart, Unit: d.Unit, Start: d.Start, Stop: d.Stop, User: d.User,
-			PidFile: d.PidFile, LogFile: d.LogFile},
+			PidFile: d.PidFile, LogFile: d.LogFile, StatsInterval: d.StatsInterval, StopTimeout: d.StopTimeout},
+		Keep: d.Keep, SmokeTimeout: d.SmokeTimeout,
 	}
 }
 
-// resolveArtifact finds a verified binary for the version: a given local file, or the
-// first configured source that has it.
-func (a *App) resolveArtifact(ctx context.Context, cache *artifact.Cache, args DeployArgs) (artifact.Artifact, error) {
+// unresolved stands for the digest of a build a dry run did not fetch (12 characters,
+// as much of a digest as a slot name shows).
+const unresolved = "(unresolved)"
+
+// deployArtifact is the binary a deploy installs: an uploaded one, or the first verified
+// build of the configured sources. A dry run fetches, writes and runs nothing: it plans
+// with the uploaded binary's digest, or with none.
+func (a *App) deployArtifact(ctx context.Context, cache *artifact.Cache, args DeployArgs) (artifact.Artifact, error) {
+	switch {
+	case args.DryRun && args.BinarySHA256 != "":
+		return artifact.Artifact{Path: "the uploaded binary sha256:" + args.BinarySHA256, SHA256: args.BinarySHA256, Version: args.Version}, nil
+	case args.DryRun:
+		return artifact.Artifact{Path: "nutcracker " + args.Version + " from the configured artifact sources", SHA256: unresolved, Version: args.Version}, nil
+	case args.BinarySHA256 != "":
+		art, err := cache.Uploaded(args.BinarySHA256, args.Version)
+		if err != nil {
+			return art, &Error{Kind: KindUsage, Msg: err.Error() + ": upload it first (patchctl deploy --binary FILE does)"}
+		}
+		return art, nil
+	}
+	return a.resolveArtifact(ctx, cache, args.Version)
+}
+
+// resolveArtifact finds a verified binary for the version: the first configured source
+// that has it.
+func (a *App) resolveArtifact(ctx context.Context, cache *artifact.Cache, version string) (artifact.Artifact, error) {
 	var progress io.Writer = a.progress
 	sources := a.config().Artifacts.Sources
-	if args.Binary != "" {
-		sources = []artifact.Source{{Kind: artifact.KindBinary, Path: args.Binary}}
-	}
 	if len(sources) == 0 {
 		return artifact.Artifact{}, &Error{Kind: KindUsage, Msg: "no artifact sources configured (artifacts.sources in patchctl.yml); or pass --binary FILE"}
 	}
 	var errs []string
 	for i, src := range sources {
-		art, err := cache.Resolve(ctx, src, args.Version, progress)
+		art, err := cache.Resolve(ctx, src, version, progress)
 		if err == nil {
 			return art, nil
 		}
@@ -299,5 +319,5 @@ func (a *App) resolveArtifact(ctx context.Context, cache *artifact.Cache, args D
 		}
 		errs = append(errs, fmt.Sprintf("source %d (%s): %v", i+1, src.Kind, err))
 	}
-	return artifact.Artifact{}, &Error{Kind: KindFailed, Msg: "no verified build of nutcracker " + args.Version + ":\n  " + strings.Join(errs, "\n  ")}
+	return artifact.Artifact{}, &Error{Kind: KindFailed, Msg: "no verified build of nutcracker " + version + ":\n  " + strings.Join(errs, "\n  ")}
 }

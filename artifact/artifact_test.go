@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -88,8 +89,8 @@ func assertBinary(t *testing.T, c *artifact.Cache, a artifact.Artifact, version 
 		t.Fatalf("binary sha256 %s (artifact says %s), want the real nutcracker %s", got, a.SHA256, want)
 	}
 	fi, err := os.Stat(a.Path)
-	if err != nil || fi.Mode().Perm() != 0o755 {
-		t.Fatalf("stat %s: %v, %v; want mode 0755", a.Path, fi, err)
+	if err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("stat %s: %v, %v; want mode 0700", a.Path, fi, err)
 	}
 	if err := artifact.CheckVersion(ctx(t), a.Path, version); err != nil {
 		t.Fatal(err)
@@ -200,6 +201,10 @@ func TestResolveRefuses(t *testing.T) {
 				var ve *artifact.VersionMismatchError
 				if !errors.As(err, &ve) || ve.Got != "0.4.1" || ve.Want != "0.5.0" {
 					t.Fatalf("err = %v, want *VersionMismatchError 0.4.1 != 0.5.0", err)
+				}
+				// The message names the file the user gave, not the cache's copy.
+				if ve.Path != deb041 || !strings.HasPrefix(err.Error(), deb041+" reports nutcracker 0.4.1") {
+					t.Fatalf("err = %v, want it to name %s", err, deb041)
 				}
 			}},
 		{"NoChecksumForDownload", artifact.Source{Kind: artifact.KindDeb, URL: debURL}, "0.4.1",
@@ -462,5 +467,59 @@ func TestProgressOutput(t *testing.T) {
 	defer null.Close()
 	if w := artifact.ProgressOutput(null); w != nil {
 		t.Fatal("progress goes to a character device that is not a terminal")
+	}
+}
+
+// An uploaded binary is kept only if it has the digest the client announced, and the
+// cache is the daemon user's alone whatever the umask.
+func TestIngestAndModes(t *testing.T) {
+	old := syscall.Umask(0)
+	defer syscall.Umask(old)
+	c := newCache(t)
+	if err := os.Chmod(c.Dir, 0o755); err != nil { // a cache made by an older, laxer patchctl
+		t.Fatal(err)
+	}
+	bin := testenv.Nutcracker(t, "0.5.0")
+	want := sum(t, bin)
+	f, err := os.Open(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	a, err := c.Ingest(ctx(t), f, want, "0.5.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := c.Uploaded(want, "0.5.0"); err != nil || got.Path != a.Path || sum(t, a.Path) != want {
+		t.Fatalf("Uploaded = %+v, %v; Ingest gave %+v", got, err, a)
+	}
+	for path, mode := range map[string]os.FileMode{c.Dir: 0o700, filepath.Join(c.Dir, "sha256"): 0o700, a.Path: 0o700} {
+		if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != mode {
+			t.Errorf("%s: %v, %v; want mode %v", path, fi, err, mode)
+		}
+	}
+	other := strings.Repeat("ab", 32)
+	_, err = c.Ingest(ctx(t), strings.NewReader("#!/bin/sh\ncat /root/.ssh/id_ed25519\n"), other, "0.5.0")
+	var ce *artifact.ChecksumError
+	if !errors.As(err, &ce) {
+		t.Fatalf("content that is not the announced digest: %v, want a ChecksumError", err)
+	}
+	if _, err := c.Uploaded(other, "0.5.0"); err == nil {
+		t.Fatal("refused content was kept")
+	}
+	for _, bad := range []string{"", "../../etc/passwd", strings.ToUpper(want)} {
+		if _, err := c.Uploaded(bad, "0.5.0"); err == nil {
+			t.Errorf("Uploaded(%q) accepted", bad)
+		}
+	}
+}
+
+func TestValidVersion(t *testing.T) {
+	for v, ok := range map[string]bool{"0.5.0": true, "0.5.0-RC1": true, "1.2.3+deb1~x_y": true,
+		"0.5.0;id": false, "": false, "../0.5.0": false, "-rf": false, "0.5.0 x": false, "$(id)": false} {
+		err := artifact.ValidVersion(v)
+		if (err == nil) != ok || !ok && !errors.Is(err, artifact.ErrBadVersion) {
+			t.Errorf("ValidVersion(%q) = %v", v, err)
+		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 )
@@ -49,6 +50,17 @@ type HTTPError struct {
 }
 
 func (e *HTTPError) Error() string { return fmt.Sprintf("GET %s: %s", e.URL, e.Status) }
+
+// Modes of the cache, whatever the umask: only the daemon's user reads the cache, and
+// only binaries it checks with -V are executable.
+const (
+	modeDir    fs.FileMode = 0o700
+	modeData   fs.FileMode = 0o600
+	modeBinary fs.FileMode = 0o700
+)
+
+// validSum is a blob name: a lowercase hex SHA-256.
+var validSum = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
 // Artifact is a verified nutcracker binary in the cache.
 type Artifact struct {
@@ -100,8 +112,8 @@ func (c *Cache) Resolve(ctx context.Context, src Source, version string, progres
 	if err := src.Validate(); err != nil {
 		return Artifact{}, fmt.Errorf("artifact source: %w", err)
 	}
-	if !validVersion.MatchString(version) {
-		return Artifact{}, fmt.Errorf("version %q: not a version", version)
+	if err := ValidVersion(version); err != nil {
+		return Artifact{}, err
 	}
 	field, tmpl := "url", src.URL
 	if src.Path != "" {
@@ -115,9 +127,9 @@ func (c *Cache) Resolve(ctx context.Context, src Source, version string, progres
 	if err != nil {
 		return Artifact{}, err
 	}
-	mode := fs.FileMode(0o644)
+	mode := modeData
 	if src.Kind == KindBinary {
-		mode = 0o755
+		mode = modeBinary
 	}
 	var blob string
 	if src.URL != "" {
@@ -135,6 +147,11 @@ func (c *Cache) Resolve(ctx context.Context, src Source, version string, progres
 		}
 	}
 	if err := CheckVersion(ctx, bin, version); err != nil {
+		// Name what the user gave (a file, a package, a URL), not the cache's copy of it.
+		var vm *VersionMismatchError
+		if errors.As(err, &vm) {
+			vm.Path = redact(loc)
+		}
 		return Artifact{}, err
 	}
 	sum := filepath.Base(bin)
@@ -264,6 +281,35 @@ func (c *Cache) get(ctx context.Context, rawURL string) (*response, error) {
 	return &response{ReadCloser: resp.Body, length: resp.ContentLength}, nil
 }
 
+// Ingest stores a binary a client sent (its content, never a path the daemon would open)
+// if its SHA-256 is want, and returns it in the cache. It is not executed here: the
+// deploy's pre-flight runs it with -V on the host, and refuses it if it is not version.
+func (c *Cache) Ingest(ctx context.Context, r io.Reader, want, version string) (Artifact, error) {
+	if !validVersion.MatchString(version) {
+		return Artifact{}, fmt.Errorf("version %q: not a version", version)
+	}
+	if !validSum.MatchString(want) {
+		return Artifact{}, fmt.Errorf("sha256 %q: not a hex SHA-256", want)
+	}
+	blob, _, err := c.store(ctx, r, want, modeBinary, "uploaded binary")
+	if err != nil {
+		return Artifact{}, err
+	}
+	return Artifact{Path: blob, SHA256: want, Version: version}, nil
+}
+
+// Uploaded returns a binary stored by Ingest, or an error if the cache has none with that
+// SHA-256.
+func (c *Cache) Uploaded(sum, version string) (Artifact, error) {
+	if !validSum.MatchString(sum) {
+		return Artifact{}, fmt.Errorf("sha256 %q: not a hex SHA-256", sum)
+	}
+	if _, err := os.Stat(c.blobPath(sum)); err != nil {
+		return Artifact{}, fmt.Errorf("no uploaded binary with sha256 %s: %w", sum, err)
+	}
+	return Artifact{Path: c.blobPath(sum), SHA256: sum, Version: version}, nil
+}
+
 func (c *Cache) ingestFile(ctx context.Context, p, want string, mode fs.FileMode) (string, error) {
 	f, err := os.Open(p)
 	if err != nil {
@@ -303,7 +349,7 @@ func (c *Cache) extract(ctx context.Context, src Source, version, blob, from str
 		}
 		pw.CloseWithError(err)
 	}()
-	bin, _, err := c.store(ctx, pr, "", 0o755, from)
+	bin, _, err := c.store(ctx, pr, "", modeBinary, from)
 	pr.CloseWithError(errors.New("extraction stopped")) // unblocks the goroutine if store gave up
 	<-done
 	if err != nil {
@@ -317,8 +363,14 @@ func (c *Cache) extract(ctx context.Context, src Source, version, blob, from str
 // another digest is refused with *ChecksumError and not kept.
 func (c *Cache) store(ctx context.Context, r io.Reader, want string, mode fs.FileMode, source string) (_ string, n int64, err error) {
 	dir := filepath.Join(c.Dir, "sha256")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, modeDir); err != nil {
 		return "", 0, fmt.Errorf("cache: %w", err)
+	}
+	// Explicit modes: MkdirAll leaves an existing directory (an older, laxer cache) as it is.
+	for _, d := range []string{c.Dir, dir} {
+		if err := os.Chmod(d, modeDir); err != nil {
+			return "", 0, fmt.Errorf("cache: %w", err)
+		}
 	}
 	f, err := os.CreateTemp(dir, ".tmp-*")
 	if err != nil {

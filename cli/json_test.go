@@ -21,9 +21,11 @@ import (
 
 // noJSON are the commands without a JSON answer, and why.
 var noJSON = map[string]string{
-	"daemon":     "runs until stopped; its state is read with status",
-	"completion": "prints a shell script",
-	"help":       "prints help text",
+	"daemon":       "runs until stopped; its state is read with status",
+	"mirror serve": "serves HTTP until stopped",
+	"completion":   "prints a shell script",
+	"help":         "prints help text",
+	"__complete":   "prints completion candidates for the shell scripts",
 }
 
 // TestEveryCommandJSON runs every command with -o json against a prepared store and a
@@ -63,6 +65,14 @@ func TestEveryCommandJSON(t *testing.T) {
 		"slots":           {{args: []string{"slots", "--host", "proxy-1"}}},
 		"windows":         {{args: []string{"windows"}}},
 		"rollout approve": {{args: []string{"rollout", "approve", "r-unknown"}}},
+		"rollout plan":    {{args: []string{"rollout", "plan", "--version", "0.5.0"}}},
+		"rollout start":   {{args: []string{"rollout", "start", "--version", "0.5.0"}}},
+		"rollout status":  {{args: []string{"rollout", "status"}}},
+		"rollout list":    {{args: []string{"rollout", "list"}}},
+		"rollout pause":   {{args: []string{"rollout", "pause", "r-unknown"}}},
+		"rollout resume":  {{args: []string{"rollout", "resume", "r-unknown"}}},
+		"rollout promote": {{args: []string{"rollout", "promote", "r-unknown"}}},
+		"rollout abort":   {{args: []string{"rollout", "abort", "r-unknown"}}},
 		"release unmark":  {{args: []string{"release", "unmark", "0.5.0"}}},
 		"lint":            {{args: []string{"lint", f.nutconf}}},
 		"check connect":   {{args: []string{"check", "connect", f.nutconf}}},

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/patchctl/patchctl/app"
@@ -174,6 +175,6 @@ func opsTable(w io.Writer, _ struct{}, ops []app.OpInfo) {
 		if !o.Finished.IsZero() {
 			took = o.Finished.Sub(o.Started).Round(time.Millisecond).String()
 		}
-		row(w, o.ID, o.Kind, o.Hosts, o.By, o.State, o.Started, took)
+		row(w, o.ID, o.Kind, strings.Join(o.Hosts, ","), o.By, o.State, o.Started, took)
 	}
 }

@@ -323,3 +323,78 @@ func cancelledCLI(t *testing.T, args []string, after int, rng *rand.Rand) string
 	}
 	return out.String()
 }
+
+// TestDetachAttachAbort: --detach returns with the id once the daemon accepted; attach
+// follows it live (or replays a finished one) with the exit code of its outcome; a second
+// operation on a busy host is refused naming the first; abort mid-deploy leaves the host
+// on the build it ran, and the events say who aborted.
+func TestDetachAttachAbort(t *testing.T) {
+	h := newDeployHost(t)
+	c := startDaemon(t, h.cfg)
+	cfg, err := config.LoadFile(h.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	patchctl := func(args ...string) (int, string, string) {
+		return run(t, nil, append([]string{"--config", h.cfg}, args...)...)
+	}
+	if code, out, errOut := patchctl("deploy", "--host", "proxy-1", "--version", "0.5.0"); code != cli.ExitOK {
+		t.Fatalf("deploy 0.5.0: exit %d\n%s%s", code, out, errOut)
+	}
+	detach := func(version string, extra ...string) string {
+		t.Helper()
+		code, out, errOut := patchctl(append([]string{"deploy", "--host", "proxy-1", "--version", version, "--detach", "-o", "json"}, extra...)...)
+		var ev app.OpEvent
+		if code != cli.ExitOK || json.Unmarshal([]byte(out), &ev) != nil || ev.Type != app.EventAccepted || ev.Op == "" {
+			t.Fatalf("deploy --detach: exit %d %+v\n%s%s", code, ev, out, errOut)
+		}
+		return ev.Op
+	}
+	id := detach("0.4.1")
+	code, out, errOut := patchctl("deploy", "--host", "proxy-1", "--version", "0.4.1")
+	if code != cli.ExitFailure || !strings.Contains(errOut, "host proxy-1 is busy") || !strings.Contains(errOut, id) {
+		t.Errorf("deploy on a busy host: exit %d\n%s%s", code, out, errOut)
+	}
+	for range 2 { // live, then a replay of the finished operation
+		code, out, errOut = patchctl("attach", id)
+		if code != cli.ExitOK || !strings.Contains(out, id+" accepted") || !strings.Contains(out, "smoke") || !strings.Contains(out, "succeeded") {
+			t.Fatalf("attach: exit %d\n%s%s", code, out, errOut)
+		}
+	}
+	h.serving(t, c, "0.4.1")
+
+	// A build of its own (0.5.0 with a byte more, so a slot of its own) to abort.
+	data, err := os.ReadFile(testenv.Nutcracker(t, "0.5.0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := filepath.Join(t.TempDir(), "nutcracker")
+	os.WriteFile(other, append(data, 0), 0o755)
+	id = detach("0.5.0", "--binary", other)
+	aborted := make(chan string, 1)
+	done, err := app.AttachOp(t.Context(), cfg, id, func(ev app.OpEvent) {
+		if ev.Type == app.EventStep && ev.Step == string(rollout.StepInstall) {
+			go func() {
+				code, out, errOut := patchctl("abort", id)
+				aborted <- fmt.Sprintf("exit %d\n%s%s", code, out, errOut)
+			}()
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := <-aborted; !strings.HasPrefix(got, "exit 0") || !strings.Contains(got, "abort requested") {
+		t.Fatalf("abort: %s", got)
+	}
+	if done.State != app.OpAborted && done.State != app.OpRolledBack {
+		t.Fatalf("aborted deploy ended %s: %+v", done.State, done)
+	}
+	if code, out, _ := patchctl("attach", id); code != cli.ExitFailure || !strings.Contains(out, "abort requested (by uid") {
+		t.Fatalf("attach to the aborted deploy: exit %d\n%s", code, out)
+	}
+	h.serving(t, c, "0.4.1")
+	code, out, _ = patchctl("ops")
+	if code != cli.ExitOK || strings.Count(out, "proxy-1") != 3 || !strings.Contains(out, "aborted") {
+		t.Fatalf("ops:\n%s", out)
+	}
+}

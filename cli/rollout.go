@@ -10,12 +10,14 @@ import (
 	"time"
 
 	"github.com/patchctl/patchctl/app"
+	"github.com/patchctl/patchctl/artifact"
 	"github.com/patchctl/patchctl/rollout"
 )
 
 type deployCmd struct {
 	env    *Env
 	args   app.DeployArgs
+	binary string
 	detach bool
 }
 
@@ -23,9 +25,9 @@ func newDeployCmd(env *Env, fs *flag.FlagSet) Command {
 	c := &deployCmd{env: env}
 	fs.StringVar(&c.args.Host, "host", "", "inventory `host` to deploy to (required)")
 	fs.StringVar(&c.args.Version, "version", "", "nutcracker `version` to install (required)")
-	fs.StringVar(&c.args.Binary, "binary", "", "deploy this local nutcracker `file` instead of the configured artifact sources")
-	fs.BoolVar(&c.args.DryRun, "dry-run", false, "show what would happen, touch nothing")
-	fs.DurationVar(&c.args.SmokeTimeout, "smoke-timeout", 0, "bound on each smoke test (default 10s for pidfile hosts, 45s otherwise)")
+	fs.StringVar(&c.binary, "binary", "", "deploy this local nutcracker `file` instead of the configured artifact sources (the CLI reads it and sends its content)")
+	fs.BoolVar(&c.args.DryRun, "dry-run", false, "fetch and verify the build into patchctl's cache, run its -V, read the host's state and print the plan; change nothing on the host")
+	durationFlag(fs, &c.args.SmokeTimeout, "smoke-timeout", 0, 0, 10*time.Minute, "`bound` on each smoke test; 0 = the host's deploy.smoke_timeout, else 10s")
 	detachFlag(fs, &c.detach)
 	return c
 }
@@ -34,26 +36,66 @@ func (c *deployCmd) Run(ctx context.Context) error {
 	if c.args.Host == "" {
 		return usagef("--host is required")
 	}
+	if c.args.Version == "" {
+		return usagef("--version is required")
+	}
+	if err := artifact.ValidVersion(c.args.Version); err != nil {
+		return usagef("--version: %w", err)
+	}
+	if c.binary != "" {
+		if err := c.upload(ctx); err != nil {
+			return err
+		}
+	}
 	return c.env.runOp(ctx, "deploy", c.args, c.detach)
 }
 
+// upload sends --binary's content to where the deploy runs; a dry run sends only its
+// digest, so nothing is written.
+func (c *deployCmd) upload(ctx context.Context) error {
+	if c.args.Version == "" {
+		return usagef("--version is required")
+	}
+	sum, err := app.FileSHA256(c.binary)
+	if err != nil {
+		return usagef("--binary: %v", err)
+	}
+	c.args.BinarySHA256 = sum
+	if c.args.DryRun {
+		return nil
+	}
+	cfg, err := c.env.Config()
+	if err != nil {
+		return err
+	}
+	return c.env.apiError(app.UploadBinary(ctx, cfg, app.Options{Logger: c.env.Logger()}, c.binary, sum, c.args.Version))
+}
+
 type rollbackCmd struct {
-	env    *Env
-	args   app.RollbackArgs
-	detach bool
+	env     *Env
+	args    app.RollbackArgs
+	detach  bool
+	rollout string
 }
 
 func newRollbackCmd(env *Env, fs *flag.FlagSet) Command {
 	c := &rollbackCmd{env: env}
 	fs.StringVar(&c.args.Host, "host", "", "inventory `host` to roll back (required)")
 	fs.StringVar(&c.args.To, "to", "", "a `version` or slot to go back to (default: the previous good build)")
+	fs.StringVar(&c.rollout, "rollout", "", "put every host of this rollout `ID` back on what it ran before")
 	detachFlag(fs, &c.detach)
 	return c
 }
 
 func (c *rollbackCmd) Run(ctx context.Context) error {
+	if c.rollout != "" {
+		if c.args.Host != "" || c.args.To != "" {
+			return usagef("--rollout takes no --host or --to")
+		}
+		return (&rolloutControlCmd{env: c.env, method: "rollout.rollback", args: app.RolloutArgs{ID: c.rollout}}).Run(ctx)
+	}
 	if c.args.Host == "" {
-		return usagef("--host is required")
+		return usagef("--host (or --rollout) is required")
 	}
 	return c.env.runOp(ctx, "rollback", c.args, c.detach)
 }

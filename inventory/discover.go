@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"path"
 	"sync"
 	"time"
 
@@ -173,13 +174,18 @@ func (d *Discoverer) binaryVersion(ctx context.Context, h Host, timeout time.Dur
 		return "", fmt.Errorf("dial %s transport: %w", h.Transport.Kind, err)
 	}
 	defer r.Close()
-	res, err := r.Run(ctx, []string{h.Binary, "-V"}, nil)
+	bin := h.Binary
+	if h.Deploy != nil {
+		// A managed host runs the build its current symlink names, whatever else is on PATH.
+		bin = path.Join(h.Deploy.Root, "current")
+	}
+	res, err := r.Run(ctx, []string{bin, "-V"}, nil)
 	if err != nil {
-		return "", fmt.Errorf("run %s -V: %w", h.Binary, err)
+		return "", fmt.Errorf("run %s -V: %w", bin, err)
 	}
 	v, err := nutcracker.ParseVersionOutput(append(res.Stderr, res.Stdout...))
 	if err != nil {
-		return "", fmt.Errorf("run %s -V: %w", h.Binary, err)
+		return "", fmt.Errorf("run %s -V: %w", bin, err)
 	}
 	return v, nil
 }

@@ -11,9 +11,13 @@ import (
 	"path"
 	"regexp"
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/patchctl/patchctl/internal/strictyaml"
 	"github.com/patchctl/patchctl/transport"
+
+	"github.com/patchctl/patchctl/internal/readfile"
 )
 
 // DefaultBinary is the nutcracker binary run when a host names none (looked up in PATH).
@@ -43,7 +47,24 @@ type Deploy struct {
 	PidFile   string   `yaml:"pid_file,omitempty" json:"pid_file,omitempty"`     // pidfile
 	LogFile   string   `yaml:"log_file,omitempty" json:"log_file,omitempty"`     // pidfile
 	ProbeHost string   `yaml:"probe_host,omitempty" json:"probe_host,omitempty"` // smoke tests reach pools here
+	// Keep is how many builds stay installed (0 = the default, 5).
+	Keep int `yaml:"keep,omitempty" json:"keep,omitempty"`
+	// SmokeTimeout bounds each smoke test (0 = the default, 10s).
+	SmokeTimeout time.Duration `yaml:"smoke_timeout,omitempty" json:"smoke_timeout,omitempty"`
+	// StatsInterval is nutcracker's -i and StopTimeout how long SIGINT gets before SIGKILL
+	// (pidfile; 0 = the defaults, 1s and 5s).
+	StatsInterval time.Duration `yaml:"stats_interval,omitempty" json:"stats_interval,omitempty"`
+	StopTimeout   time.Duration `yaml:"stop_timeout,omitempty" json:"stop_timeout,omitempty"`
 }
+
+// Bounds of the deploy settings.
+const (
+	maxKeep          = 100
+	maxSmokeTimeout  = 10 * time.Minute
+	minStatsInterval = 10 * time.Millisecond
+	maxStatsInterval = time.Hour
+	maxStopTimeout   = 10 * time.Minute
+)
 
 func (d *Deploy) problems() []string {
 	var out []string
@@ -52,6 +73,27 @@ func (d *Deploy) problems() []string {
 		add("root: missing (directory for the installed builds)")
 	} else if !path.IsAbs(d.Root) {
 		add("root: %q is not an absolute path", d.Root)
+	}
+	if d.Keep < 0 || d.Keep > maxKeep {
+		add("keep: %d is not 0 (the default) to %d", d.Keep, maxKeep)
+	}
+	if d.SmokeTimeout < 0 || d.SmokeTimeout > maxSmokeTimeout {
+		add("smoke_timeout: %s is not 0 (the default) to %s", d.SmokeTimeout, maxSmokeTimeout)
+	}
+	if d.StatsInterval != 0 && (d.StatsInterval < minStatsInterval || d.StatsInterval > maxStatsInterval) {
+		add("stats_interval: %s is not %s to %s", d.StatsInterval, minStatsInterval, maxStatsInterval)
+	}
+	if d.StopTimeout < 0 || d.StopTimeout > maxStopTimeout {
+		add("stop_timeout: %s is not 0 (the default) to %s", d.StopTimeout, maxStopTimeout)
+	}
+	if d.Restart != "pidfile" {
+		// Elsewhere the unit or the start command decides nutcracker's flags and its stop.
+		if d.StatsInterval != 0 {
+			add("stats_interval: only for restart pidfile (set -i in the unit or start command)")
+		}
+		if d.StopTimeout != 0 {
+			add("stop_timeout: only for restart pidfile")
+		}
 	}
 	switch d.Restart {
 	case "pidfile":
@@ -104,9 +146,12 @@ type defaults struct {
 	Deploy      *Deploy           `yaml:"deploy"`
 }
 
+// MaxFileSize caps the inventory file: 10,000 hosts take about 3 MiB.
+const MaxFileSize = 16 << 20
+
 // Load reads and validates the inventory file at path.
 func Load(path string) (*Inventory, error) {
-	data, err := os.ReadFile(path)
+	data, err := readfile.Read(path, MaxFileSize)
 	if err != nil {
 		return nil, fmt.Errorf("read inventory: %w", err)
 	}
@@ -119,10 +164,11 @@ var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 // every invalid host is reported with its line; file names the source in messages.
 func Parse(data []byte, file string) (*Inventory, error) {
 	var f inventoryFile
-	if err := strictyaml.Decode(data, file, &f); err != nil {
+	doc, err := strictyaml.Parse(data, file, &f)
+	if err != nil {
 		return nil, err
 	}
-	lines := strictyaml.ItemLines(data, "hosts")
+	lines := doc.ItemLines("hosts")
 	errs := &strictyaml.Error{File: file}
 	fail := func(line int, format string, args ...any) {
 		errs.Problems = append(errs.Problems, strictyaml.Problem{Line: line, Msg: fmt.Sprintf(format, args...)})
@@ -135,6 +181,13 @@ func Parse(data []byte, file string) (*Inventory, error) {
 	for i, h := range f.Hosts {
 		line := strictyaml.LineAt(lines, i)
 		h = f.Defaults.apply(h)
+		if h.Transport != nil {
+			t := *h.Transport
+			if err := expandHome(&t.IdentityFile, &t.KnownHosts); err != nil {
+				fail(line, "host %s: transport: %v", h.Name, err)
+			}
+			h.Transport = &t
+		}
 		who := "host " + strconv.Itoa(i+1)
 		if h.Name != "" {
 			who = "host " + h.Name
@@ -235,6 +288,8 @@ func (h Host) problems() []string {
 	}
 	if t := h.Transport; t != nil && t.Timeout < 0 {
 		add("transport: negative timeout")
+	} else if t != nil && t.Timeout > transport.MaxTimeout {
+		add("transport: timeout %v is more than the maximum %v", t.Timeout, transport.MaxTimeout)
 	}
 	if h.Deploy != nil {
 		out = append(out, h.Deploy.problems()...)
@@ -269,4 +324,20 @@ var hostnameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,62})?(\.[A-Za-z
 
 func validHost(h string) bool {
 	return net.ParseIP(h) != nil || (len(h) <= 253 && hostnameRE.MatchString(h))
+}
+
+// expandHome replaces a leading "~/" in local paths with the home directory of the user
+// running patchctl, as a shell would.
+func expandHome(paths ...*string) error {
+	for _, p := range paths {
+		if *p != "~" && !strings.HasPrefix(*p, "~/") {
+			continue
+		}
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return fmt.Errorf("%s: %w", *p, err)
+		}
+		*p = home + strings.TrimPrefix(*p, "~")
+	}
+	return nil
 }

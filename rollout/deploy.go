@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"time"
 
@@ -18,6 +17,7 @@ type Step string
 
 // Steps, in the order they run.
 const (
+	StepAdopt           Step = "adopt"
 	StepInstall         Step = "install"
 	StepPreflight       Step = "preflight"
 	StepSwitch          Step = "switch"
@@ -37,7 +37,7 @@ const (
 	OpRunning    OpState = "running"
 	OpSucceeded  OpState = "succeeded"
 	OpRolledBack OpState = "rolled_back" // the new build failed; the previous one runs again
-	OpFailed     OpState = "failed"      // and could not be undone
+	OpFailed     OpState = "failed"      // refused at pre-flight, or could not be undone
 	OpAborted    OpState = "aborted"     // interrupted before the host changed
 )
 
@@ -45,56 +45,68 @@ const (
 const (
 	KindDeploy   = "deploy"
 	KindRollback = "rollback"
+	KindAdopt    = "adopt"
 )
 
 // StepRecord is one step an operation went through.
 type StepRecord struct {
 	Step  Step      `json:"step"`
 	Time  time.Time `json:"time"`
+	Note  string    `json:"note,omitempty"` // what the step had to wait for
 	Error string    `json:"error,omitempty"`
 }
 
-// Operation is one deploy or rollback of one host.
+// Operation is one deploy, rollback or adoption of one host.
 type Operation struct {
-	ID          string       `json:"id"`
-	Host        string       `json:"host"`
-	Kind        string       `json:"kind"`
-	From        string       `json:"from,omitempty"` // slot running before; "" on a fresh host
-	To          string       `json:"to"`
-	FromVersion string       `json:"from_version,omitempty"`
-	ToVersion   string       `json:"to_version"`
-	Step        Step         `json:"step"`
-	State       OpState      `json:"state"`
-	Error       string       `json:"error,omitempty"`
-	Resumed     bool         `json:"resumed,omitempty"`
-	Started     time.Time    `json:"started"`
-	Finished    time.Time    `json:"finished,omitzero"`
-	Steps       []StepRecord `json:"steps"`
+	ID          string `json:"id"`
+	Host        string `json:"host"`
+	Kind        string `json:"kind"`
+	From        string `json:"from,omitempty"` // slot running before; "" on a fresh host
+	To          string `json:"to"`
+	FromVersion string `json:"from_version,omitempty"`
+	ToVersion   string `json:"to_version"`
+	// CreatedSlot: the operation installed To; only then may it remove it again.
+	CreatedSlot bool `json:"created_slot,omitempty"`
+	// ProxyDown: no nutcracker answered on the stats port when the operation began.
+	ProxyDown bool         `json:"proxy_down,omitempty"`
+	Step      Step         `json:"step"`
+	State     OpState      `json:"state"`
+	Error     string       `json:"error,omitempty"`
+	Resumed   bool         `json:"resumed,omitempty"`
+	Started   time.Time    `json:"started"`
+	Finished  time.Time    `json:"finished,omitzero"`
+	Steps     []StepRecord `json:"steps"`
 }
 
 // Result is what an operation did, or for a dry run, would do.
 type Result struct {
 	Operation Operation `json:"operation"`
 	Plan      []string  `json:"plan"`      // dry run: the steps that would run
-	Unchanged bool      `json:"unchanged"` // the host already ran the requested build
+	Unchanged bool      `json:"unchanged"` // the host already ran and served the requested build
 	Pruned    []string  `json:"pruned"`    // slots removed from the host afterwards
 }
 
-// DeployOptions tune one deploy.
+// DeployOptions tune one deploy; zero values take the host's settings.
 type DeployOptions struct {
 	DryRun bool
-	// Keep is how many slots stay on the host (default 5).
+	// Keep is how many slots stay on the host (default HostSpec.Keep, else 5).
 	Keep int
-	// SmokeTimeout bounds each smoke test (default 10s).
+	// SmokeTimeout bounds each smoke test (default HostSpec.SmokeTimeout, else 10s).
 	SmokeTimeout time.Duration
 }
 
-func (o DeployOptions) withDefaults() DeployOptions {
+func (o DeployOptions) withDefaults(h HostSpec) DeployOptions {
 	if o.Keep <= 0 {
-		o.Keep = 5
+		o.Keep = h.Keep
+	}
+	if o.Keep <= 0 {
+		o.Keep = DefaultKeep
 	}
 	if o.SmokeTimeout <= 0 {
-		o.SmokeTimeout = 10 * time.Second
+		o.SmokeTimeout = h.SmokeTimeout
+	}
+	if o.SmokeTimeout <= 0 {
+		o.SmokeTimeout = DefaultSmokeTimeout
 	}
 	return o
 }
@@ -127,6 +139,8 @@ type run struct {
 	pools []pool
 	opts  DeployOptions
 	op    Operation
+	// verified names the slots whose digest this operation checked.
+	verified map[string]bool
 }
 
 func (r *Rollout) prepare(ctx context.Context, h HostSpec, opts DeployOptions) (*run, error) {
@@ -145,12 +159,10 @@ func (r *Rollout) prepare(ctx context.Context, h HostSpec, opts DeployOptions) (
 	if err != nil {
 		return nil, fmt.Errorf("host %s: %w", h.Name, err)
 	}
-	return &run{r: r, h: h, fs: hostFS{h}, ctl: ctl, conf: data, pools: pools, opts: opts.withDefaults()}, nil
+	return &run{r: r, h: h, fs: hostFS{h}, ctl: ctl, conf: data, pools: pools,
+		opts: opts.withDefaults(h), verified: map[string]bool{}}, nil
 }
 
-// record writes the operation, applies fn to the slot table, logs an event and, when
-// alert is set, enqueues it, all in one transaction. It survives the caller's cancellation:
-// a half-recorded operation is worse than a late one.
 // begin finishes or undoes an unfinished operation of the host (when resume is set; a dry
 // run changes nothing), then reads the slot the host runs and the recorded slot table.
 func (x *run) begin(ctx context.Context, resume bool) (current string, hs HostState, err error) {
@@ -166,6 +178,22 @@ func (x *run) begin(ctx context.Context, resume bool) (current string, hs HostSt
 	return current, hs, err
 }
 
+// newOp starts the record of an operation from the slot that runs to target.
+func (x *run) newOp(kind, current string, hs HostState, target Slot) {
+	now := x.r.opts.Now()
+	x.op = Operation{ID: newID(now), Host: x.h.Name, Kind: kind, From: current, To: target.Name,
+		ToVersion: target.Version, State: OpRunning, Started: now}
+	if s := hs.slot(current); s != nil {
+		x.op.FromVersion = s.Version
+	} else if current != "" {
+		// A slot installed outside patchctl's records: its name starts with the version.
+		x.op.FromVersion = versionOfSlot(current)
+	}
+}
+
+// record writes the operation, applies fn to the slot table, logs an event and, when
+// alert is set, enqueues it, all in one transaction. It survives the caller's cancellation:
+// a half-recorded operation is worse than a late one.
 func (x *run) record(ctx context.Context, msg string, fn func(*HostState), alert *notify.Envelope) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
@@ -237,37 +265,103 @@ func (x *run) finish(ctx context.Context, s OpState, fn func(*HostState), alert 
 	return x.record(ctx, string(x.op.Kind)+" "+string(s), fn, alert)
 }
 
-// activate switches to slot name, restarts and smoke-tests it as version; pre changes the
-// slot table with the record of the first step.
-func (x *run) activate(ctx context.Context, name, version string, sw, rs, sm Step, pre func(*HostState)) error {
-	if err := x.step(ctx, sw, pre); err != nil {
-		return err
+// slotNamed returns the recorded slot called name; one missing from the records is
+// described by its name.
+func (x *run) slotNamed(ctx context.Context, name string) (Slot, error) {
+	hs, err := x.r.Slots(ctx, x.h.Name)
+	if err != nil {
+		return Slot{}, err
 	}
-	sctx, cancel := context.WithTimeout(ctx, stepTimeout)
-	err := x.fs.switchTo(sctx, name, x.op.ID)
-	cancel()
+	if s := hs.slot(name); s != nil {
+		return *s, nil
+	}
+	return Slot{Name: name, Version: versionOfSlot(name)}, nil
+}
+
+// verify checks that a slot's binary is the file recorded at install, before anything
+// runs it.
+func (x *run) verify(ctx context.Context, s Slot) error {
+	if x.verified[s.Name] {
+		return nil
+	}
+	bin := x.fs.binary(s.Name)
+	have, err := x.fs.remoteDigest(ctx, bin)
 	if err != nil {
 		return err
 	}
-	if err := x.step(ctx, rs, func(hs *HostState) { hs.Current = name }); err != nil {
-		return err
+	if have == "" {
+		return fmt.Errorf("host %s: %s: missing", x.h.Name, bin)
 	}
+	want := s.SHA256
+	if want == "" {
+		// Recorded outside patchctl: the name carries the digest's first 12 digits.
+		want = s.Name[len(s.Name)-min(len(s.Name), 12):]
+		have = have[:12]
+	}
+	if have != want {
+		return fmt.Errorf("host %s: %s: %w: sha256 %s, recorded at install %s; refusing to run it",
+			x.h.Name, bin, ErrDigestMismatch, have, want)
+	}
+	x.verified[s.Name] = true
+	return nil
+}
+
+// serving reports whether a nutcracker answers on the stats port, of version want unless
+// want is "".
+func (x *run) serving(ctx context.Context, want string) bool {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	s, err := fetchStats(ctx, x.h.StatsAddr)
+	return err == nil && (want == "" || s.Version == want)
+}
+
+func (x *run) ports() []int {
 	var ports []int
 	for _, p := range x.pools {
 		if p.Port > 0 {
 			ports = append(ports, p.Port)
 		}
 	}
-	sctx, cancel = context.WithTimeout(ctx, stepTimeout)
-	err = x.ctl.restart(sctx, ports)
-	cancel()
+	return ports
+}
+
+// activate switches to slot to, restarts and smoke-tests it; pre changes the slot table
+// with the record of the first step.
+func (x *run) activate(ctx context.Context, to Slot, sw, rs, sm Step, pre func(*HostState)) error {
+	if err := x.step(ctx, sw, pre); err != nil {
+		return err
+	}
+	sctx, cancel := context.WithTimeout(ctx, stepTimeout)
+	defer cancel()
+	if err := x.verify(sctx, to); err != nil {
+		return err
+	}
+	if err := x.fs.switchTo(sctx, to.Name, x.op.ID); err != nil {
+		return err
+	}
+	var adopted *Adopted
+	if err := x.step(ctx, rs, func(hs *HostState) { hs.Current, adopted = to.Name, hs.Adopted }); err != nil {
+		return err
+	}
+	waited, err := x.ctl.restart(sctx, restartSpec{Ports: x.ports(), Adopted: adopted})
+	if waited != "" {
+		x.op.Steps[len(x.op.Steps)-1].Note = waited
+		x.r.log.Info("restart "+waited, "host", x.h.Name, "op", x.op.ID)
+	}
 	if err != nil {
 		return err
 	}
-	if err := x.step(ctx, sm, nil); err != nil {
+	if err := x.step(ctx, sm, func(hs *HostState) { hs.Adopted = nil }); err != nil {
 		return err
 	}
-	return smoke(ctx, x.h, x.pools, version, x.op.ID, x.opts.SmokeTimeout)
+	return smoke(ctx, x.h, x.pools, to.Version, x.op.ID, x.opts.SmokeTimeout, x.ctl.down)
+}
+
+// alertKinds name the alert of each way an operation can end badly. A rollback that
+// restored the build that ran is still a failed rollback.
+var alertKinds = map[string]struct{ failed, rolledBack, rollbackFailed string }{
+	KindDeploy:   {notify.OutboxDeployFailed, notify.OutboxDeployRolledBack, notify.OutboxDeployRollbackFailed},
+	KindRollback: {notify.OutboxRollbackFailed, notify.OutboxRollbackFailed, notify.OutboxRollbackFailed},
 }
 
 // alert is the outbox entry of a failed operation. The first step that failed is the
@@ -291,45 +385,106 @@ func (x *run) alert(ctx context.Context, kind string, cause error) *notify.Envel
 	return &notify.Envelope{Kind: kind, Operation: o}
 }
 
-// rollBack returns a deploy whose new build failed (cause) to the build it replaced.
+func (x *run) what() string {
+	return fmt.Sprintf("%s %s to %s", x.op.Kind, x.op.ToVersion, x.h.Name)
+}
+
+// advance switches the host to target, which passed its pre-flight, and proves it; when
+// that fails, the build that ran before is restored.
+func (x *run) advance(ctx context.Context, target Slot) (Result, error) {
+	err := x.activate(ctx, target, StepSwitch, StepRestart, StepSmoke, nil)
+	if err == nil {
+		return x.succeed(ctx)
+	}
+	if x.op.From != "" && x.op.From != x.op.To {
+		return Result{Operation: x.op}, x.rollBack(ctx, err)
+	}
+	// Nothing else to go back to: a first install, or restarting a stopped proxy.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	x.fail(err)
+	if rerr := x.finish(ctx, OpFailed, func(hs *HostState) {
+		if x.op.From == "" {
+			hs.setState(x.op.To, SlotFailed, x.r.opts.Now(), x.op.ID, err.Error())
+		}
+	}, x.alert(ctx, alertKinds[x.op.Kind].failed, err)); rerr != nil {
+		return Result{Operation: x.op}, rerr
+	}
+	if x.op.From == "" {
+		return Result{Operation: x.op}, fmt.Errorf("%s: %w (nothing to roll back to)", x.what(), err)
+	}
+	return Result{Operation: x.op}, fmt.Errorf("%s: the proxy was down and does not start again: %w", x.what(), err)
+}
+
+// rollBack returns the host from a build that failed (cause) to the one that ran before.
 func (x *run) rollBack(ctx context.Context, cause error) error {
 	// The way back runs even when the caller gave up: leaving a host on a failed build is
 	// the worst outcome.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stepTimeout+x.opts.SmokeTimeout)
 	defer cancel()
 	x.fail(cause)
-	if x.op.From == "" {
-		if err := x.finish(ctx, OpFailed, func(hs *HostState) {
-			hs.setState(x.op.To, SlotFailed, x.r.opts.Now(), x.op.ID, cause.Error())
-		}, x.alert(ctx, notify.OutboxDeployFailed, cause)); err != nil {
-			return err
-		}
-		return fmt.Errorf("deploy %s to %s: %w (nothing to roll back to)", x.op.ToVersion, x.h.Name, cause)
+	kinds := alertKinds[x.op.Kind]
+	from, err := x.slotNamed(ctx, x.op.From)
+	if err == nil {
+		err = x.activate(ctx, from, StepRollbackSwitch, StepRollbackRestart, StepRollbackSmoke, func(hs *HostState) {
+			if s := hs.slot(x.op.To); s != nil && s.State != SlotFailed {
+				hs.setState(x.op.To, SlotFailed, x.r.opts.Now(), x.op.ID, cause.Error())
+			}
+		})
 	}
-	markFailed := func(hs *HostState) {
-		if s := hs.slot(x.op.To); s != nil && s.State != SlotFailed {
-			hs.setState(x.op.To, SlotFailed, x.r.opts.Now(), x.op.ID, cause.Error())
-		}
-	}
-	if err := x.activate(ctx, x.op.From, x.op.FromVersion, StepRollbackSwitch, StepRollbackRestart, StepRollbackSmoke, markFailed); err != nil {
+	if err != nil {
 		x.fail(err)
-		if rerr := x.finish(ctx, OpFailed, nil, x.alert(ctx, notify.OutboxDeployRollbackFailed, err)); rerr != nil {
+		if rerr := x.finish(ctx, OpFailed, nil, x.alert(ctx, kinds.rollbackFailed, err)); rerr != nil {
 			return rerr
 		}
-		return fmt.Errorf("deploy %s to %s: %w; rollback to %s failed: %w", x.op.ToVersion, x.h.Name, cause, x.op.FromVersion, err)
+		return fmt.Errorf("%s: %w; going back to %s failed: %w", x.what(), cause, x.op.FromVersion, err)
 	}
 	if err := x.finish(ctx, OpRolledBack, func(hs *HostState) {
 		hs.setState(x.op.From, SlotGood, x.r.opts.Now(), x.op.ID, "rolled back to")
-	}, x.alert(ctx, notify.OutboxDeployRolledBack, cause)); err != nil {
+	}, x.alert(ctx, kinds.rolledBack, cause)); err != nil {
 		return err
 	}
-	return fmt.Errorf("deploy %s to %s: %w: %w", x.op.ToVersion, x.h.Name, ErrRolledBack, cause)
+	return fmt.Errorf("%s: %w to %s: %w", x.what(), ErrRolledBack, x.op.FromVersion, cause)
 }
 
-// Deploy installs art on a host, switches to it, restarts nutcracker and smoke-tests it;
-// a failed smoke test switches back to the build that ran before (ErrRolledBack).
-// A failed pre-flight (ErrPreflight, ErrWrongVersion) leaves the host as it was.
-// Deploying the build that already runs is a no-op.
+// checkAndAdvance runs the pre-flight of target and, if it passes, switches to it.
+func (x *run) checkAndAdvance(ctx context.Context, target Slot) (Result, error) {
+	err := x.step(ctx, StepPreflight, nil)
+	if err == nil {
+		err = x.preflight(ctx, target)
+	}
+	if err != nil {
+		return x.refuse(ctx, err, OpFailed)
+	}
+	return x.advance(ctx, target)
+}
+
+// refuse ends an operation stopped before the switch: the host runs what it ran. A slot
+// this operation installed is removed (and shows as retired); any other keeps its state.
+func (x *run) refuse(ctx context.Context, err error, end OpState) (Result, error) {
+	x.fail(err)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stepTimeout)
+	defer cancel()
+	var fn func(*HostState)
+	if x.op.CreatedSlot {
+		state, note := SlotRetired, "removed: "+err.Error()
+		if rerr := x.fs.removeSlot(ctx, x.op.To); rerr != nil {
+			x.r.log.Warn("remove refused slot", "host", x.h.Name, "slot", x.op.To, "err", rerr)
+			state = SlotFailed
+		}
+		fn = func(hs *HostState) { hs.setState(x.op.To, state, x.r.opts.Now(), x.op.ID, note) }
+	}
+	if rerr := x.finish(ctx, end, fn, nil); rerr != nil {
+		return Result{Operation: x.op}, rerr
+	}
+	return Result{Operation: x.op}, fmt.Errorf("%s: %w", x.what(), err)
+}
+
+// Deploy installs art on a host, runs its pre-flight, switches to it, restarts nutcracker
+// and smoke-tests it; a failed start or smoke test switches back to the build that ran
+// before (ErrRolledBack). A failed pre-flight (ErrPreflight, ErrWrongVersion,
+// ErrDigestMismatch) leaves the host as it was. Deploying the build that already runs and
+// serves is a no-op; if it does not serve, it is restarted.
 func (r *Rollout) Deploy(ctx context.Context, h HostSpec, art Artifact, opts DeployOptions) (Result, error) {
 	x, err := r.prepare(ctx, h, opts)
 	if err != nil {
@@ -344,65 +499,55 @@ func (r *Rollout) Deploy(ctx context.Context, h HostSpec, art Artifact, opts Dep
 	if err != nil {
 		return Result{}, err
 	}
-	name := slotName(art.Version, sha)
+	target := Slot{Name: slotName(art.Version, sha), Version: art.Version, SHA256: sha}
 	from, hs, err := x.begin(ctx, !opts.DryRun)
 	if err != nil {
 		return Result{}, err
 	}
-	x.op = Operation{ID: newID(r.opts.Now()), Host: h.Name, Kind: KindDeploy, From: from, To: name,
-		ToVersion: art.Version, State: OpRunning, Started: r.opts.Now()}
-	if s := hs.slot(from); s != nil {
-		x.op.FromVersion = s.Version
-	} else if from != "" {
-		// A slot installed outside patchctl's records: its name starts with the version.
-		x.op.FromVersion = versionOfSlot(from)
+	x.newOp(KindDeploy, from, hs, target)
+	existing := hs.slot(target.Name)
+	x.op.CreatedSlot = existing == nil || existing.State == SlotRetired
+	if from == target.Name && !x.op.CreatedSlot {
+		return x.startAgain(ctx, *existing, art.Path)
 	}
-	if s := hs.slot(name); from == name && s != nil && s.State == SlotGood {
-		return Result{Operation: x.op, Unchanged: true}, nil
-	}
+	x.op.ProxyDown = from != "" && !x.serving(ctx, "")
 	if opts.DryRun {
-		return Result{Operation: x.op, Plan: x.plan(art)}, nil
+		return Result{Operation: x.op, Plan: x.plan(art.Path)}, nil
 	}
 
 	if err := x.step(ctx, StepInstall, func(hs *HostState) {
-		if s := hs.slot(name); s == nil {
-			hs.Slots = append(hs.Slots, Slot{Name: name, Version: art.Version, SHA256: sha, Installed: r.opts.Now()})
+		if s := hs.slot(target.Name); s == nil {
+			hs.Slots = append(hs.Slots, Slot{Name: target.Name, Version: art.Version, SHA256: sha, Installed: r.opts.Now()})
 		} else if s.State == SlotRetired {
 			s.Installed = r.opts.Now()
+		} else {
+			return // an installed slot keeps its state whatever this deploy does before the switch
 		}
-		hs.setState(name, SlotInstalling, r.opts.Now(), x.op.ID, "")
+		hs.setState(target.Name, SlotInstalling, r.opts.Now(), x.op.ID, "")
 	}); err != nil {
 		return Result{}, err
 	}
 	sctx, cancel := context.WithTimeout(ctx, stepTimeout)
-	err = x.fs.install(sctx, art, name, sha)
+	err = x.fs.install(sctx, art, target.Name, sha)
 	cancel()
-	if err == nil {
-		if err = x.step(ctx, StepPreflight, nil); err == nil {
-			err = x.preflight(ctx, art, name)
-		}
-	}
 	if err != nil {
-		// Nothing switched yet: the host runs what it ran. A slot refused at pre-flight is
-		// removed so the host is exactly as before.
-		x.fail(err)
-		cctx := context.WithoutCancel(ctx)
-		if errors.Is(err, ErrPreflight) {
-			if rerr := x.fs.removeSlot(cctx, name); rerr != nil {
-				r.log.Warn("remove refused slot", "host", h.Name, "slot", name, "err", rerr)
-			}
-		}
-		if rerr := x.finish(cctx, OpFailed, func(hs *HostState) {
-			hs.setState(name, SlotFailed, r.opts.Now(), x.op.ID, err.Error())
-		}, nil); rerr != nil {
-			return Result{Operation: x.op}, rerr
-		}
-		return Result{Operation: x.op}, fmt.Errorf("deploy %s to %s: %w", art.Version, h.Name, err)
+		return x.refuse(ctx, err, OpFailed)
 	}
-	if err := x.activate(ctx, name, art.Version, StepSwitch, StepRestart, StepSmoke, nil); err != nil {
-		return Result{Operation: x.op}, x.rollBack(ctx, err)
+	x.verified[target.Name] = true // install compared the uploaded file with the artifact
+	return x.checkAndAdvance(ctx, target)
+}
+
+// startAgain handles an operation whose target is the build the host is on: nothing to do
+// if it serves; otherwise the proxy is down, and is restarted after a pre-flight.
+func (x *run) startAgain(ctx context.Context, target Slot, source string) (Result, error) {
+	if x.serving(ctx, target.Version) {
+		return Result{Operation: x.op, Unchanged: true}, nil
 	}
-	return x.succeed(ctx)
+	x.op.ProxyDown = true
+	if x.opts.DryRun {
+		return Result{Operation: x.op, Plan: x.plan(source)}, nil
+	}
+	return x.checkAndAdvance(ctx, target)
 }
 
 // succeed marks the new slot good and prunes old slots.
@@ -441,39 +586,54 @@ func (x *run) succeed(ctx context.Context) (Result, error) {
 	return res, nil
 }
 
-func (x *run) preflight(ctx context.Context, art Artifact, name string) error {
+// preflight proves, without touching what runs, that slot s can run the host's
+// nutcracker.yml: its digest, its version, lint for that version (whose reasons are more
+// precise than nutcracker's), nutcracker -t, and that patchctl can restart it there.
+func (x *run) preflight(ctx context.Context, s Slot) error {
 	ctx, cancel := context.WithTimeout(ctx, stepTimeout)
 	defer cancel()
-	bin := x.fs.binary(name)
+	if err := x.verify(ctx, s); err != nil {
+		return fmt.Errorf("%w: %w", ErrPreflight, err)
+	}
+	bin := x.fs.binary(s.Name)
 	v, err := x.fs.version(ctx, bin)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrPreflight, err)
 	}
-	if v != art.Version {
-		return fmt.Errorf("%w: %s reports %s, want %s: %w", ErrPreflight, bin, v, art.Version, ErrWrongVersion)
+	if v != s.Version {
+		return fmt.Errorf("%w: %s reports %s, want %s: %w", ErrPreflight, bin, v, s.Version, ErrWrongVersion)
+	}
+	if err := x.r.opts.Linter.Lint(x.h.Config, x.conf, s.Version); err != nil {
+		return fmt.Errorf("%w: lint for %s: %w", ErrPreflight, s.Version, err)
 	}
 	if err := x.fs.testConfig(ctx, bin); err != nil {
 		return fmt.Errorf("%w: %w", ErrPreflight, err)
 	}
-	if err := x.r.opts.Linter.Lint(x.h.Config, x.conf, art.Version); err != nil {
-		return fmt.Errorf("%w: lint for %s: %w", ErrPreflight, art.Version, err)
+	if err := x.ctl.check(ctx); err != nil {
+		return fmt.Errorf("%w: %w", ErrPreflight, err)
 	}
 	return nil
 }
 
-func (x *run) plan(art Artifact) []string {
+func (x *run) plan(source string) []string {
 	from := x.op.From
 	if from == "" {
 		from = "(nothing)"
 	}
-	p := []string{
-		fmt.Sprintf("install %s as %s", art.Path, x.fs.binary(x.op.To)),
-		fmt.Sprintf("pre-flight: %s -V reports %s; -t -c %s passes", x.fs.binary(x.op.To), art.Version, x.h.Config),
+	var p []string
+	if x.op.CreatedSlot {
+		p = append(p, fmt.Sprintf("install %s as %s", source, x.fs.binary(x.op.To)))
+	}
+	if x.op.ProxyDown {
+		p = append(p, "note: no nutcracker answers on "+x.h.StatsAddr+" now")
+	}
+	p = append(p,
+		fmt.Sprintf("pre-flight: sha256 of %s as installed; -V reports %s; lint for %s; -t -c %s passes", x.fs.binary(x.op.To), x.op.ToVersion, x.op.ToVersion, x.h.Config),
 		fmt.Sprintf("switch %s from %s to %s", x.fs.current(), from, x.op.To),
 		fmt.Sprintf("restart nutcracker (%s)", x.modeName()),
-		fmt.Sprintf("smoke test: stats %s reports %s; canary through %d pool(s); error counters steady", x.h.StatsAddr, art.Version, len(x.pools)),
-	}
-	if x.op.From != "" {
+		fmt.Sprintf("smoke test: stats %s reports %s; canary through %d pool(s)", x.h.StatsAddr, x.op.ToVersion, len(x.pools)),
+	)
+	if x.op.From != "" && x.op.From != x.op.To {
 		p = append(p, fmt.Sprintf("on failure: switch back to %s, restart, smoke test", x.op.From))
 	}
 	return p

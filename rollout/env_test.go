@@ -146,6 +146,44 @@ func ctxT(t testing.TB) context.Context {
 	return ctx
 }
 
+// ctxOp bounds one operation that may run over SSH, where every session starts the login
+// shell, which takes seconds on a loaded machine.
+func ctxOp(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
 func openStoreErr(ctx context.Context, path string) (*store.Store, error) {
 	return store.Open(ctx, path, store.Options{Timeout: 5 * time.Second})
+}
+
+// forEachTransport runs f on a fresh host reached through the local transport and through
+// a real sshd on loopback.
+func forEachTransport(t *testing.T, f func(t *testing.T, e hostEnv, h HostSpec)) {
+	b := startBackends(t)
+	t.Run("local", func(t *testing.T) {
+		e := newHost(t, b, "")
+		f(t, e, e.spec())
+	})
+	t.Run("ssh", func(t *testing.T) {
+		e := newHost(t, b, "")
+		f(t, e, e.sshSpec(t))
+	})
+}
+
+// sshSpec is the host reached over SSH: a real sshd on loopback, logged in as the user
+// running the tests.
+func (e hostEnv) sshSpec(t testing.TB) HostSpec {
+	t.Helper()
+	srv := testenv.SSHD(t)
+	tr, err := transport.DialSSH(ctxT(t), transport.Spec{Kind: "ssh", Address: srv.Addr, User: srv.User,
+		IdentityFile: srv.IdentityFile, KnownHosts: srv.KnownHosts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tr.Close() })
+	h := e.spec()
+	h.Transport = tr
+	return h
 }

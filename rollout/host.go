@@ -19,10 +19,16 @@ import (
 type Artifact struct {
 	Path    string // local file
 	Version string // what it must report with -V
+	// SHA256, when set, is the file's digest as the caller verified it; a dry run plans
+	// with it and opens nothing.
+	SHA256 string
 }
 
 // digest returns the sha256 of the artifact's file in hex.
 func (a Artifact) digest() (string, error) {
+	if a.SHA256 != "" {
+		return a.SHA256, nil
+	}
 	f, err := os.Open(a.Path)
 	if err != nil {
 		return "", fmt.Errorf("artifact: %w", err)

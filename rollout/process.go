@@ -15,10 +15,28 @@ import (
 
 // controller restarts nutcracker on a host so that the binary behind <root>/current runs.
 type controller interface {
-	// restart stops whatever runs and starts current. It returns once the start was issued;
-	// readiness is the smoke test's business.
-	restart(ctx context.Context, ports []int) error
+	// check proves, before anything on the host changes, that patchctl can restart
+	// nutcracker there the configured way (user, unit).
+	check(ctx context.Context) error
+	// restart stops whatever runs and starts current. It returns once the start was issued
+	// (readiness is the smoke test's business) and what it had to wait for, if anything.
+	restart(ctx context.Context, rs restartSpec) (waited string, err error)
+	// down returns a non-nil error quoting why when the proxy is known not to run (it
+	// exited at start); nil when it runs or when the mode cannot tell.
+	down(ctx context.Context) error
 }
+
+// restartSpec is what one restart needs besides the host's settings.
+type restartSpec struct {
+	Ports   []int    // the pools' listen ports, which must be free before the start
+	Adopted *Adopted // a proxy started outside patchctl, to stop as well
+}
+
+var (
+	_ controller = (*pidfile)(nil)
+	_ controller = systemd{}
+	_ controller = command{}
+)
 
 func newController(h HostSpec) (controller, error) {
 	p := h.Process
@@ -39,28 +57,58 @@ func newController(h HostSpec) (controller, error) {
 	return nil, fmt.Errorf("host %s: process.mode %q: want pidfile, systemd or command", h.Name, p.Mode)
 }
 
+func hostRun(ctx context.Context, h HostSpec, argv ...string) (transport.Result, error) {
+	res, err := h.Transport.Run(ctx, argv, nil)
+	if err != nil {
+		return res, fmt.Errorf("host %s: %w", h.Name, err)
+	}
+	return res, nil
+}
+
 type systemd struct{ h HostSpec }
 
-func (s systemd) restart(ctx context.Context, _ []int) error {
-	if _, err := s.h.Transport.Run(ctx, []string{"systemctl", "restart", "--", s.h.Process.Unit}, nil); err != nil {
-		return fmt.Errorf("host %s: %w", s.h.Name, err)
+// check: the unit must exist; restarting it needs root (or a polkit rule), which only the
+// restart itself can prove.
+func (s systemd) check(ctx context.Context) error {
+	res, err := hostRun(ctx, s.h, "systemctl", "show", "-p", "LoadState", "--value", "--", s.h.Process.Unit)
+	if err != nil {
+		return err
 	}
-	if _, err := s.h.Transport.Run(ctx, []string{"systemctl", "is-active", "--quiet", "--", s.h.Process.Unit}, nil); err != nil {
-		return fmt.Errorf("host %s: unit %s not active after restart: %w", s.h.Name, s.h.Process.Unit, err)
+	if st := strings.TrimSpace(string(res.Stdout)); st != "loaded" {
+		return fmt.Errorf("host %s: unit %s: load state %q", s.h.Name, s.h.Process.Unit, st)
 	}
 	return nil
+}
+
+func (s systemd) restart(ctx context.Context, _ restartSpec) (string, error) {
+	if _, err := hostRun(ctx, s.h, "systemctl", "restart", "--", s.h.Process.Unit); err != nil {
+		return "", err
+	}
+	return "", s.down(ctx)
+}
+
+func (s systemd) down(ctx context.Context) error {
+	if _, err := hostRun(ctx, s.h, "systemctl", "is-active", "--quiet", "--", s.h.Process.Unit); err == nil {
+		return nil
+	}
+	res, _ := hostRun(ctx, s.h, "journalctl", "-u", s.h.Process.Unit, "-n", "5", "--no-pager", "-o", "cat")
+	return fmt.Errorf("host %s: unit %s is not active: %s", s.h.Name, s.h.Process.Unit, oneLine(string(res.Stdout)))
 }
 
 type command struct{ h HostSpec }
 
-func (c command) restart(ctx context.Context, _ []int) error {
+func (c command) check(context.Context) error { return nil }
+
+func (c command) restart(ctx context.Context, _ restartSpec) (string, error) {
 	for _, argv := range [][]string{c.h.Process.Stop, c.h.Process.Start} {
-		if _, err := c.h.Transport.Run(ctx, argv, nil); err != nil {
-			return fmt.Errorf("host %s: %w", c.h.Name, err)
+		if _, err := hostRun(ctx, c.h, argv...); err != nil {
+			return "", err
 		}
 	}
-	return nil
+	return "", nil
 }
+
+func (c command) down(context.Context) error { return nil }
 
 // pidfile runs nutcracker as a daemon with a pid file and replaces it by signal.
 type pidfile struct {
@@ -70,6 +118,13 @@ type pidfile struct {
 	statsPort           int
 	statsBind           string
 	interval, stopAfter time.Duration
+	ids                 *ids // set by check
+}
+
+// ids is who runs nutcracker, as resolved on the host.
+type ids struct {
+	uid, gid string
+	asRoot   bool // the transport is logged in as root
 }
 
 func newPidfile(h HostSpec) (*pidfile, error) {
@@ -89,10 +144,10 @@ func newPidfile(h HostSpec) (*pidfile, error) {
 		c.logFile = path.Join(h.Root, "log", "nutcracker.log")
 	}
 	if c.interval <= 0 {
-		c.interval = time.Second
+		c.interval = DefaultStatsInterval
 	}
 	if c.stopAfter <= 0 {
-		c.stopAfter = 5 * time.Second
+		c.stopAfter = DefaultStopTimeout
 	}
 	host, port, err := net.SplitHostPort(h.StatsAddr)
 	if err != nil {
@@ -108,49 +163,62 @@ func newPidfile(h HostSpec) (*pidfile, error) {
 	return c, nil
 }
 
-// ids resolves the run-as user on the host and checks patchctl may start it.
-func (c *pidfile) ids(ctx context.Context) (uid, gid string, asRoot bool, err error) {
-	run := func(argv ...string) (string, error) {
-		res, err := c.h.Transport.Run(ctx, argv, nil)
-		if err != nil {
-			return "", fmt.Errorf("host %s: %w", c.h.Name, err)
-		}
-		return strings.TrimSpace(string(res.Stdout)), nil
-	}
-	self, err := run("id", "-u")
+// check resolves the run-as user on the host and proves the transport's user may start
+// nutcracker as it: root, or that very user.
+func (c *pidfile) check(ctx context.Context) error {
+	res, err := hostRun(ctx, c.h, "sh", "-c", `id -u && id -u -- "$1" && id -g -- "$1"`, "ids", c.user)
 	if err != nil {
-		return "", "", false, err
+		return fmt.Errorf("process.user %q: %w", c.user, err)
 	}
-	if uid, err = run("id", "-u", "--", c.user); err != nil {
-		return "", "", false, fmt.Errorf("process.user %q: %w", c.user, err)
+	f := strings.Fields(string(res.Stdout))
+	if len(f) != 3 {
+		return fmt.Errorf("host %s: id: unexpected output %q", c.h.Name, res.Stdout)
 	}
+	self, uid, gid := f[0], f[1], f[2]
 	if uid == "0" {
-		return "", "", false, fmt.Errorf("host %s: process.user %q has uid 0: %w", c.h.Name, c.user, ErrRunAsRoot)
-	}
-	if gid, err = run("id", "-g", "--", c.user); err != nil {
-		return "", "", false, fmt.Errorf("process.user %q: %w", c.user, err)
+		return fmt.Errorf("host %s: process.user %q has uid 0: %w", c.h.Name, c.user, ErrRunAsRoot)
 	}
 	if self != "0" && self != uid {
-		return "", "", false, fmt.Errorf("host %s: connected as uid %s, which cannot start nutcracker as %s (uid %s)", c.h.Name, self, c.user, uid)
+		return fmt.Errorf("host %s: %w: the transport logs in as uid %s, which can neither start nutcracker as %s (uid %s) nor stop it; log in as root or as %s",
+			c.h.Name, ErrTransportUser, self, c.user, uid, c.user)
 	}
-	return uid, gid, self == "0", nil
+	c.ids = &ids{uid: uid, gid: gid, asRoot: self == "0"}
+	return nil
 }
 
-// restartScript stops the nutcracker named by the pid file, waits until it is gone and
+// restartScript stops the nutcracker patchctl runs on the host, waits until it is gone and
 // the ports are free, then execs the start command, all in one shell on the host so that
 // the window without a listener is as short as the host allows.
 //
-// $1 current path, $2 pid file, $3 stop timeout in 5 ms ticks, $4 listen ports as
-// upper-case hex alternatives (1F90|1F91), then the start argv.
-// Exit 3: the old process survived SIGKILL; 4: a port stayed in use.
+// Ours is: the pid in the pid file when it was started as the current path; failing that
+// (no pid file yet: a daemon writes it a moment after its start returned; or a lost one)
+// every process whose executable is a slot under the root; and an adopted process.
+//
+// $1 current path, $2 pid file, $3 stop timeout in 5 ms ticks, $4 listen ports (decimal,
+// space-separated), $5 slots directory, $6 adopted "pid exe" or "", $7 owner "uid:gid" of
+// the run and log directories or "", $8 $9 those directories; then the start argv.
+// It says on stdout what it waited for. Exit 3: a process survived SIGKILL; 4: a port
+// stayed in use; 5: another restart held the lock.
 const restartScript = `set -u
-exe=$1 pidf=$2 ticks=$3 ports=$4 stopped=
-shift 4
+exe=$1 pidf=$2 ticks=$3 ports=$4 slots=$5 adopted=$6 owner=$7
+# One restart at a time: a patchctl killed mid-restart leaves this shell running, and the
+# recovery's restart must not race it.
+if command -v flock >/dev/null; then
+	exec 9>>"${slots%/*}/.restart.lock" && flock -w 60 9 || { echo "another restart holds ${slots%/*}/.restart.lock" >&2; exit 5; }
+fi
+if [ -n "$owner" ]; then
+	install -d -m 0755 -o "${owner%:*}" -g "${owner#*:}" -- "$8" "$9" || exit 1
+else
+	install -d -m 0755 -- "$8" "$9" || exit 1
+fi
+shift 9
 alive() {
 	[ -r /proc/$1/stat ] || return 1
 	read -r st < /proc/$1/stat || return 1
 	case $st in *") Z "*) return 1 ;; esac
 }
+` + portHolderFunc + `
+pids=
 if [ -s "$pidf" ]; then
 	pid=
 	read -r pid < "$pidf" || : # nutcracker writes no newline, so read reports EOF
@@ -158,73 +226,130 @@ if [ -s "$pidf" ]; then
 	# A pid file outlives its process (SIGINT and SIGKILL leave it); only a process
 	# started as our current binary is ours to stop.
 	if [ -n "$pid" ] && alive "$pid" && [ "$(tr '\0' '\n' < /proc/$pid/cmdline 2>/dev/null | head -n 1)" = "$exe" ]; then
-		kill -INT "$pid" 2>/dev/null
-		n=0
-		while alive "$pid"; do
-			n=$((n + 1))
-			if [ $n -gt 2000 ]; then sleep 0.005; fi
-			if [ $n -eq $((2000 + ticks)) ]; then kill -KILL "$pid" 2>/dev/null; fi
-			if [ $n -gt $((2400 + ticks)) ]; then echo "pid $pid did not exit" >&2; exit 3; fi
-		done
-		stopped=1
+		pids=$pid
 	fi
-	rm -f -- "$pidf"
 fi
-# A process's sockets are closed before it turns zombie, so after our own stop the ports
-# are free; otherwise (no or a stale pid file) something else may hold them, and reading
-# /proc/net/tcp costs milliseconds on a busy host, so only then.
-if [ -z "$stopped" ]; then
-	busy() {
-		for f in /proc/net/tcp /proc/net/tcp6; do
-			[ -r $f ] && grep -qE ":($ports) [0-9A-F]+:0000 0A " $f && return 0
-		done
-		return 1
-	}
+if [ -z "$pids" ]; then
+	pids=$(ls -l /proc/[0-9]*/exe 2>/dev/null | awk -v s=" -> $slots/" 'index($0, s) { n = split($0, a, "/"); for (i = 1; i < n; i++) if (a[i] == "proc") { print a[i+1]; break } }')
+fi
+if [ -n "$adopted" ]; then
+	apid=${adopted%% *}
+	if alive "$apid" && [ "$(readlink /proc/$apid/exe)" = "${adopted#* }" ]; then pids="$pids $apid"; fi
+fi
+waited=
+for pid in $pids; do kill -INT "$pid" 2>/dev/null; done
+for pid in $pids; do
 	n=0
-	while busy; do
+	while alive "$pid"; do
 		n=$((n + 1))
-		if [ $n -gt $ticks ]; then echo "a port of $ports is still in use" >&2; exit 4; fi
-		sleep 0.005
+		if [ $n -gt 2000 ]; then sleep 0.005; fi
+		if [ $n -eq $((2000 + ticks)) ]; then kill -KILL "$pid" 2>/dev/null; fi
+		if [ $n -gt $((2400 + ticks)) ]; then echo "pid $pid did not exit $(((ticks + 400) * 5)) ms after SIGINT and SIGKILL" >&2; exit 3; fi
+	done
+	if [ $n -gt 2000 ]; then waited="$waited pid $pid to exit ($(((n - 2000) * 5)) ms);"; fi
+done
+rm -f -- "$pidf"
+# A process's sockets are closed before it turns zombie, so after stopping our own the
+# ports are free; otherwise something else may hold them (a proxy on its way out on a
+# loaded host), so wait for them, bounded. Reading /proc/net/tcp costs milliseconds on a
+# busy host, so only then.
+if [ -z "$pids" ]; then
+	for port in $ports; do
+		n=0
+		while holder=$(port_holder "$port"); [ -n "$holder" ]; do
+			n=$((n + 1))
+			if [ $n -gt $ticks ]; then echo "port $port is still in use by $holder after $((ticks * 5)) ms" >&2; exit 4; fi
+			sleep 0.005
+		done
+		if [ $n -gt 0 ]; then waited="$waited port $port to be released ($((n * 5)) ms);"; fi
 	done
 fi
+if [ -n "$waited" ]; then echo "waited for$waited"; fi
+exec 9>&- # the daemon must not inherit the lock
 exec "$@"
 `
 
-func (c *pidfile) restart(ctx context.Context, ports []int) error {
-	uid, gid, asRoot, err := c.ids(ctx)
-	if err != nil {
-		return err
-	}
-	for _, dir := range []string{path.Dir(c.pidFile), path.Dir(c.logFile)} {
-		argv := []string{"install", "-d", "-m", "0755"}
-		if asRoot {
-			argv = append(argv, "-o", uid, "-g", gid)
+// portHolderFunc defines port_holder PORT: prints "pid N (comm)" of a process listening on
+// the TCP port, "an unknown process" when the socket's owner cannot be read, nothing when
+// the port is free.
+const portHolderFunc = `port_holder() {
+	hex=$(printf '%04X' "$1")
+	inode=$(cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | awk -v p=":$hex" '$4 == "0A" && substr($2, length($2) - 4) == p { print $10; exit }')
+	[ -n "$inode" ] || return 0
+	fd=$(find /proc/[0-9]*/fd -lname "socket:\[$inode\]" 2>/dev/null | head -n 1)
+	if [ -z "$fd" ]; then echo "an unknown process"; return 0; fi
+	hp=${fd#/proc/}; hp=${hp%%/*}
+	echo "pid $hp ($(cat /proc/$hp/comm 2>/dev/null))"
+}`
+
+func (c *pidfile) restart(ctx context.Context, rs restartSpec) (string, error) {
+	if c.ids == nil {
+		if err := c.check(ctx); err != nil {
+			return "", err
 		}
-		if _, err := c.h.Transport.Run(ctx, append(argv, "--", dir), nil); err != nil {
-			return fmt.Errorf("host %s: %w", c.h.Name, err)
-		}
 	}
-	hex := []string{fmt.Sprintf("%04X", c.statsPort)}
-	for _, p := range ports {
-		hex = append(hex, fmt.Sprintf("%04X", p))
+	var owner string
+	if c.ids.asRoot {
+		owner = c.ids.uid + ":" + c.ids.gid
 	}
-	current := hostFS{c.h}.current()
+	ports := []string{strconv.Itoa(c.statsPort)}
+	for _, p := range rs.Ports {
+		ports = append(ports, strconv.Itoa(p))
+	}
+	var adopted string
+	if a := rs.Adopted; a != nil {
+		adopted = strconv.Itoa(a.PID) + " " + a.Exe
+	}
+	fs := hostFS{c.h}
 	var start []string
-	if asRoot {
-		start = []string{"setpriv", "--reuid=" + uid, "--regid=" + gid, "--init-groups", "--"}
+	if c.ids.asRoot {
+		start = []string{"setpriv", "--reuid=" + c.ids.uid, "--regid=" + c.ids.gid, "--init-groups", "--"}
 	}
-	start = append(start, current, "-d", "-p", c.pidFile, "-c", c.h.Config,
+	start = append(start, fs.current(), "-d", "-p", c.pidFile, "-c", c.h.Config,
 		"-s", strconv.Itoa(c.statsPort), "-a", c.statsBind, "-o", c.logFile,
 		"-i", strconv.FormatInt(c.interval.Milliseconds(), 10))
 	ticks := int(c.stopAfter / (5 * time.Millisecond))
-	argv := append([]string{"sh", "-c", restartScript, "restart", current, c.pidFile,
-		strconv.Itoa(ticks), strings.Join(hex, "|")}, start...)
-	if _, err := c.h.Transport.Run(ctx, argv, nil); err != nil {
+	argv := append([]string{"sh", "-c", restartScript, "restart", fs.current(), c.pidFile,
+		strconv.Itoa(ticks), strings.Join(ports, " "), path.Join(c.h.Root, "slots"), adopted, owner,
+		path.Dir(c.pidFile), path.Dir(c.logFile)}, start...)
+	res, err := c.h.Transport.Run(ctx, argv, nil)
+	waited := strings.TrimSpace(string(res.Stdout))
+	if err != nil {
 		var exit *transport.ExitError
-		if errors.As(err, &exit) && (exit.Status == 3 || exit.Status == 4) {
-			return fmt.Errorf("host %s: stop nutcracker: %w", c.h.Name, err)
+		if errors.As(err, &exit) && (exit.Status >= 3 && exit.Status <= 5) {
+			return waited, fmt.Errorf("host %s: stop nutcracker: %w", c.h.Name, err)
 		}
-		return fmt.Errorf("host %s: start nutcracker: %w", c.h.Name, err)
+		return waited, fmt.Errorf("host %s: start nutcracker: %w", c.h.Name, err)
 	}
-	return nil
+	return waited, nil
+}
+
+// downScript exits 0 when a process runs from a slot under $1, else prints what
+// nutcracker logged to $2 since its last start (its banner lines left out).
+const downScript = `if ls -l /proc/[0-9]*/exe 2>/dev/null | grep -qF " -> $1/"; then exit 0; fi
+[ -r "$2" ] && tail -n 200 -- "$2" | awk '/ started on pid / { n = 0; next } !/ rabbit (run|done)/ { sub(/^\[[^]]*\] [^ ]* /, ""); l[n++] = $0 } END { for (i = 0; i < n; i++) print l[i] }' | tail -n 3
+exit 1`
+
+func (c *pidfile) down(ctx context.Context) error {
+	res, err := c.h.Transport.Run(ctx, []string{"sh", "-c", downScript, "down", path.Join(c.h.Root, "slots"), c.logFile}, nil)
+	var exit *transport.ExitError
+	if !errors.As(err, &exit) || exit.Status != 1 {
+		return nil // running, or the host cannot tell now: the smoke test keeps waiting
+	}
+	why := oneLine(string(res.Stdout))
+	if why == "" {
+		why = "nothing in " + c.logFile
+	}
+	return fmt.Errorf("host %s: nutcracker exited at start: %s", c.h.Name, why)
+}
+
+// oneLine joins trimmed non-empty lines with "; ".
+func oneLine(s string) string {
+	var out []string
+	for l := range strings.SplitSeq(s, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "; ")
 }

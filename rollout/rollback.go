@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/patchctl/patchctl/notify"
 	"github.com/patchctl/patchctl/store"
 )
 
@@ -14,9 +13,12 @@ import (
 var ErrInterrupted = errors.New("operation interrupted")
 
 // Rollback switches a host to another installed build (to: a slot name or a version; ""
-// = the previous good build), restarts nutcracker and smoke-tests it. It needs nothing
-// from the build that runs now, so it works when that build is broken. With no other
-// good build it returns ErrNothingToRollBack.
+// = the previous good build), restarts nutcracker and smoke-tests it. The target passes
+// the same pre-flight as a deploy before the running proxy is touched, and if it still
+// fails to start or serve, the build that ran is restored (ErrRolledBack). It needs
+// nothing from the build that runs now, so it works when that build is broken. With no
+// other good build it returns ErrNothingToRollBack; rolling back to the build the host is
+// on restarts it if it does not serve.
 func (r *Rollout) Rollback(ctx context.Context, h HostSpec, to string) (Result, error) {
 	x, err := r.prepare(ctx, h, DeployOptions{})
 	if err != nil {
@@ -36,30 +38,12 @@ func (r *Rollout) Rollback(ctx context.Context, h HostSpec, to string) (Result, 
 	if err != nil {
 		return Result{}, fmt.Errorf("host %s: %w", h.Name, err)
 	}
-	x.op = Operation{ID: newID(r.opts.Now()), Host: h.Name, Kind: KindRollback, From: current,
-		To: target.Name, ToVersion: target.Version, State: OpRunning, Started: r.opts.Now()}
-	if s := hs.slot(current); s != nil {
-		x.op.FromVersion = s.Version
-	}
+	x.newOp(KindRollback, current, hs, *target)
 	if target.Name == current {
-		return Result{Operation: x.op, Unchanged: true}, nil
+		return x.startAgain(ctx, *target, x.fs.binary(target.Name))
 	}
-	if _, err := x.fs.remoteDigest(ctx, x.fs.binary(target.Name)); err != nil {
-		return Result{}, err
-	}
-	return x.rollForward(ctx)
-}
-
-// rollForward runs a rollback operation (x.op) from its switch step to the end.
-func (x *run) rollForward(ctx context.Context) (Result, error) {
-	if err := x.activate(ctx, x.op.To, x.op.ToVersion, StepSwitch, StepRestart, StepSmoke, nil); err != nil {
-		x.fail(err)
-		if rerr := x.finish(ctx, OpFailed, nil, x.alert(ctx, notify.OutboxRollbackFailed, err)); rerr != nil {
-			return Result{Operation: x.op}, rerr
-		}
-		return Result{Operation: x.op}, fmt.Errorf("roll %s back to %s: %w", x.h.Name, x.op.ToVersion, err)
-	}
-	return x.succeed(ctx)
+	x.op.ProxyDown = current != "" && !x.serving(ctx, "")
+	return x.checkAndAdvance(ctx, *target)
 }
 
 // pickTarget finds the slot a rollback goes to.
@@ -113,9 +97,11 @@ func (r *Rollout) Recover(ctx context.Context, h HostSpec) (res Result, ok bool,
 	return Result{Operation: x.op}, ok, err
 }
 
-// resume takes over the host's unfinished operation, if any. The rule: if the host may
-// have changed, go back to the build that ran before; if it cannot have, just close the
-// record. A rollback is redone, since it is idempotent.
+// resume takes over the host's unfinished operation, if any. The rule: before the switch
+// the host has not changed, so close the record (removing a slot the operation created);
+// a target that passed its pre-flight is switched to again when nothing better is known
+// (a rollback, a first install, a restart of a stopped proxy); otherwise, or once the way
+// back had begun, the build that ran before is restored.
 func (x *run) resume(ctx context.Context) (bool, error) {
 	var op Operation
 	var ok bool
@@ -130,27 +116,27 @@ func (x *run) resume(ctx context.Context) (bool, error) {
 	x.op.Resumed = true
 	cause := fmt.Errorf("%w during step %s", ErrInterrupted, op.Step)
 	x.r.log.Warn("resuming interrupted operation", "host", x.h.Name, "op", op.ID, "kind", op.Kind, "step", op.Step)
-	switch {
-	case op.Kind == KindRollback:
-		_, err = x.rollForward(ctx)
-	case op.Step == StepInstall || op.Step == StepPreflight:
+	switch op.Step {
+	case StepInstall, StepPreflight:
 		// The switch step is recorded before the symlink moves, so the host still runs From.
-		x.fail(cause)
-		err = x.finish(ctx, OpAborted, func(hs *HostState) {
-			hs.setState(op.To, SlotFailed, x.r.opts.Now(), op.ID, cause.Error())
-		}, nil)
-	case op.From == "":
-		// A first install has nothing to go back to: finish it.
-		if err = x.activate(ctx, op.To, op.ToVersion, StepSwitch, StepRestart, StepSmoke, nil); err != nil {
-			err = x.rollBack(ctx, err)
-		} else {
-			_, err = x.succeed(ctx)
-		}
-	default:
-		err = x.rollBack(ctx, cause)
-		if errors.Is(err, ErrRolledBack) {
+		_, err = x.refuse(ctx, cause, OpAborted)
+		if errors.Is(err, ErrInterrupted) {
 			err = nil
 		}
+	case StepRollbackSwitch, StepRollbackRestart, StepRollbackSmoke:
+		err = x.rollBack(ctx, cause)
+	default:
+		if op.Kind == KindDeploy && op.From != "" && op.From != op.To {
+			err = x.rollBack(ctx, cause)
+			break
+		}
+		var target Slot
+		if target, err = x.slotNamed(ctx, op.To); err == nil {
+			_, err = x.advance(ctx, target)
+		}
+	}
+	if errors.Is(err, ErrRolledBack) {
+		err = nil
 	}
 	return true, err
 }

@@ -34,6 +34,21 @@ var (
 	ErrBusy = errors.New("another operation is running on this host")
 	// ErrUnknownSlot means a slot named by the caller is not installed on the host.
 	ErrUnknownSlot = errors.New("unknown slot")
+	// ErrDigestMismatch means a slot's binary is not the file recorded at install.
+	ErrDigestMismatch = errors.New("binary differs from the one installed")
+	// ErrTransportUser means the transport logs in as a user that cannot restart
+	// nutcracker the configured way.
+	ErrTransportUser = errors.New("transport user cannot restart nutcracker")
+	// ErrNotRunning means adopt found no nutcracker serving the host's stats port.
+	ErrNotRunning = errors.New("no nutcracker running")
+)
+
+// Defaults of the per-host settings.
+const (
+	DefaultKeep          = 5
+	DefaultSmokeTimeout  = 10 * time.Second
+	DefaultStatsInterval = time.Second
+	DefaultStopTimeout   = 5 * time.Second
 )
 
 // Restart modes.
@@ -55,10 +70,11 @@ type Process struct {
 	User string
 	// PidFile, LogFile default to <root>/run/nutcracker.pid and <root>/log/nutcracker.log.
 	PidFile, LogFile string
-	// StatsInterval is nutcracker's -i (pidfile mode, default 1s); smoke tests wait for
-	// one refresh of the stats snapshot.
+	// StatsInterval is nutcracker's -i (pidfile mode, default 1s): how often its stats
+	// snapshot refreshes. Smoke tests never wait for a refresh.
 	StatsInterval time.Duration
-	// StopTimeout is how long a SIGINT gets before SIGKILL (default 5s).
+	// StopTimeout is how long a SIGINT gets before SIGKILL, and how long a port held by
+	// another process is waited for (pidfile mode, default 5s).
 	StopTimeout time.Duration
 }
 
@@ -77,6 +93,10 @@ type HostSpec struct {
 	// are reached at the host of StatsAddr.
 	ProbeHost string
 	Process   Process
+	// Keep is how many slots stay on the host (default 5); SmokeTimeout bounds each smoke
+	// test (default 10s). DeployOptions override both.
+	Keep         int
+	SmokeTimeout time.Duration
 }
 
 func (h HostSpec) validate() error {
@@ -108,7 +128,7 @@ type Linter interface {
 type Options struct {
 	Logger *slog.Logger
 	Now    func() time.Time
-	// Linter runs at pre-flight, after nutcracker -t (default Lint{}).
+	// Linter runs at pre-flight, before nutcracker -t (default Lint{}).
 	Linter Linter
 	// OnStep is called after each step of an operation is recorded and before it runs,
 	// for progress output.

@@ -225,7 +225,7 @@ func TestPreflightRefusals(t *testing.T) {
 			if after := running(e.Root); len(after) != 1 || after[0] != before[0] {
 				t.Fatalf("proxy restarted: pid %v -> %v", before, after)
 			}
-			if s := hs.slot(res.Operation.To); s == nil || s.State != SlotFailed {
+			if s := hs.slot(res.Operation.To); s == nil || s.State != SlotRetired {
 				t.Fatalf("refused slot: %+v", s)
 			}
 			entries, _ := os.ReadDir(filepath.Join(e.Root, "slots"))

@@ -16,8 +16,8 @@ type SlotState string
 const (
 	SlotInstalling SlotState = "installing" // uploaded, not yet proved by a smoke test
 	SlotGood       SlotState = "good"       // passed a smoke test
-	SlotFailed     SlotState = "failed"     // failed pre-flight or a smoke test; kept for forensics
-	SlotRetired    SlotState = "retired"    // removed from the host
+	SlotFailed     SlotState = "failed"     // failed to start or a smoke test; kept for forensics
+	SlotRetired    SlotState = "retired"    // removed from the host (pruned, or refused at pre-flight)
 )
 
 // SlotChange is one entry of a slot's history.
@@ -41,10 +41,19 @@ type Slot struct {
 
 // HostState is the slot table of one host.
 type HostState struct {
-	Host    string      `json:"host"`
-	Current string      `json:"current,omitempty"` // slot name the current symlink points at
-	Slots   []Slot      `json:"slots"`
+	Host    string `json:"host"`
+	Current string `json:"current,omitempty"` // slot name the current symlink points at
+	Slots   []Slot `json:"slots"`
+	// Adopted is a proxy started outside patchctl and adopted as the current slot; the
+	// next restart stops it.
+	Adopted *Adopted    `json:"adopted,omitempty"`
 	History []Operation `json:"history,omitempty"` // finished operations, newest last
+}
+
+// Adopted is a running nutcracker that patchctl did not start.
+type Adopted struct {
+	PID int    `json:"pid"`
+	Exe string `json:"exe"` // its executable, as /proc/PID/exe names it
 }
 
 const (

@@ -41,6 +41,10 @@ var (
 	bucketPolls      = []byte("polls")
 	bucketHosts      = []byte("hosts")
 	bucketPatching   = []byte("patching")
+	bucketRollouts   = []byte("rollouts")
+	bucketWaveHosts  = []byte("rollout_hosts")
+	bucketLeases     = []byte("leases")
+	bucketThreads    = []byte("threads")
 
 	bucketOutboxPending = []byte("outbox_pending")
 	bucketOutboxGaveUp  = []byte("outbox_gave_up")
@@ -81,6 +85,15 @@ var migrations = []func(tx *bolt.Tx) error{
 		_, err := tx.CreateBucketIfNotExists(bucketPatching)
 		return err
 	},
+	// 5: fleet rollouts, their hosts, host leases, and chat threads of notifications.
+	func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketRollouts, bucketWaveHosts, bucketLeases, bucketThreads} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	},
 }
 
 // SchemaVersion is the schema this build writes.
@@ -94,6 +107,9 @@ type Options struct {
 	ReadOnly bool
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// NoSync skips fsync on commit: for simulations and benchmarks only (a crash can lose
+	// the latest commits).
+	NoSync bool
 }
 
 // Store is an open patchctl store.
@@ -125,7 +141,7 @@ func Open(ctx context.Context, path string, opts Options) (s *Store, err error) 
 			s, err = nil, fmt.Errorf("open store %s: %w: %v", path, ErrCorrupt, r)
 		}
 	}()
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.Timeout, ReadOnly: opts.ReadOnly})
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.Timeout, ReadOnly: opts.ReadOnly, NoSync: opts.NoSync})
 	if err != nil {
 		var pathErr *fs.PathError
 		switch {
@@ -137,6 +153,14 @@ func Open(ctx context.Context, path string, opts Options) (s *Store, err error) 
 		// Everything else bbolt reports is about the file's contents (bad magic, checksum,
 		// version, size too small).
 		return nil, fmt.Errorf("open store %s: %w: %v", path, ErrCorrupt, err)
+	}
+	if !opts.ReadOnly {
+		// The store is the daemon user's alone, even if an older patchctl or a lax umask
+		// created it readable by others.
+		if err := os.Chmod(path, 0o600); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("open store: %w", err)
+		}
 	}
 	s = &Store{db: db, path: path, now: opts.Now}
 	if err := s.migrate(opts.ReadOnly); err != nil {

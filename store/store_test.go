@@ -306,3 +306,15 @@ func TestActorStampsEvents(t *testing.T) {
 		t.Fatal("the caller's fields map was changed")
 	}
 }
+
+func TestStoreFileIsPrivate(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	open(t, path).Close()
+	if err := os.Chmod(path, 0o644); err != nil { // as an older patchctl or a lax umask left it
+		t.Fatal(err)
+	}
+	open(t, path).Close()
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("store file: %v, %v; want mode 0600", fi, err)
+	}
+}
