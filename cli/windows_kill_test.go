@@ -137,7 +137,9 @@ patching:
 		return false
 	}
 	// Killed while staging runs, then while production runs, then while production soaks.
-	waitFor("staging running", func(_ store.Rollout, v waves.View) bool { return hostRunning(v, "staging") || v.Waves[0].State == waves.WaveSoaking })
+	waitFor("staging running", func(_ store.Rollout, v waves.View) bool {
+		return hostRunning(v, "staging") || v.Waves[0].State == waves.WaveSoaking
+	})
 	d.signal(syscall.SIGKILL)
 	d.start()
 	waitFor("production running", func(_ store.Rollout, v waves.View) bool { return hostRunning(v, "production") })
