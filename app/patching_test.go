@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,31 +16,6 @@ import (
 	"github.com/patchctl/patchctl/store"
 	"github.com/patchctl/patchctl/waves"
 )
-
-// testClock is the daemon's clock in these tests: time flows normally from wherever the
-// test last moved it, so soaks and deploys take their real few seconds while the test jumps
-// from one window to the next.
-type testClock struct {
-	mu    sync.Mutex
-	base  time.Time
-	setAt time.Time
-}
-
-func newTestClock(start time.Time) *testClock {
-	return &testClock{base: start, setAt: time.Now()}
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.base.Add(time.Since(c.setAt))
-}
-
-func (c *testClock) set(t time.Time) {
-	c.mu.Lock()
-	c.base, c.setAt = t, time.Now()
-	c.mu.Unlock()
-}
 
 // releaseDir is a local release source laid out like GitHub's API.
 type releaseDir struct {
@@ -75,7 +49,7 @@ func (d *releaseDir) publish(v string, at time.Time, notes string) {
 // patchRig is a daemon with a test clock, a local release source and real hosts on 0.4.1.
 type patchRig struct {
 	*rig
-	clock *testClock
+	clock *patching.JumpClock
 	rels  *releaseDir
 }
 
@@ -130,7 +104,8 @@ patching:
 
 func newPatchRig(t *testing.T, start time.Time, minSeverity string, hosts ...testenv.FleetHost) *patchRig {
 	t.Helper()
-	clock := newTestClock(start)
+	clock := &patching.JumpClock{}
+	clock.Set(start)
 	rels := newReleaseDir(t)
 	r := &patchRig{rig: newRigWith(t, fmt.Sprintf(patchPolicy, rels.root, minSeverity), app.Options{Now: clock.Now}, hosts...),
 		clock: clock, rels: rels}
@@ -156,7 +131,7 @@ func (r *patchRig) at(s string) {
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	r.clock.set(ts)
+	r.clock.Set(ts)
 	r.tick()
 }
 
@@ -274,7 +249,7 @@ func TestPatchWindowsEndToEnd(t *testing.T) {
 	// Approved a minute before the cutoff: production starts, then the cutoff passes with
 	// a host still to go and the rollout pauses "window closed".
 	r.at("2026-03-12T03:29:00Z")
-	r.clock.set(time.Date(2026, 3, 12, 3, 30, 0, 0, time.UTC))
+	r.clock.Set(time.Date(2026, 3, 12, 3, 30, 0, 0, time.UTC))
 	r.tick()
 	v := r.waitFor(id, "paused by the window", func(v waves.View) bool {
 		return v.State == waves.StatePaused && v.Reason == patching.ReasonWindowClosed && len(activeHosts(v)) == 0

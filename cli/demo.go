@@ -23,6 +23,7 @@ import (
 
 	"github.com/patchctl/patchctl/app"
 	"github.com/patchctl/patchctl/mirror"
+	"github.com/patchctl/patchctl/patching"
 )
 
 type demoCmd struct {
@@ -191,7 +192,7 @@ notify:
 	fmt.Fprintf(out, "  GitHub-compatible mirror of twemproxy's history: %s (0.5.0 not published yet)\n", report.Mirror)
 	fmt.Fprintf(out, "  Slack-compatible webhook:                        %s\n\n", report.Webhook)
 
-	clock := &demoClock{}
+	clock := &patching.JumpClock{}
 	a, err := app.Open(ctx, cfg, app.Options{Logger: c.env.Logger(), Now: clock.Now})
 	if err != nil {
 		return err

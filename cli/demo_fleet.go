@@ -15,10 +15,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/patchctl/patchctl/app"
+	"github.com/patchctl/patchctl/patching"
 	"github.com/patchctl/patchctl/rollout"
 	"github.com/patchctl/patchctl/waves"
 )
@@ -76,28 +76,6 @@ func (p *demoPrereqs) check() {
 	if p.memcached, err = exec.LookPath("memcached"); err != nil {
 		p.missing = append(p.missing, "memcached")
 	}
-}
-
-// demoClock is the daemon's clock in the demo: real time, from wherever the demo jumped.
-type demoClock struct {
-	mu    sync.Mutex
-	base  time.Time
-	setAt time.Time
-}
-
-func (c *demoClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.base.IsZero() {
-		return time.Now()
-	}
-	return c.base.Add(time.Since(c.setAt))
-}
-
-func (c *demoClock) jump(t time.Time) {
-	c.mu.Lock()
-	c.base, c.setAt = t, time.Now()
-	c.mu.Unlock()
 }
 
 // demoHost is one local host: its backends, its nutcracker.yml, its deploy root.
@@ -329,7 +307,7 @@ func (c *demoCmd) installFleet(ctx context.Context, fleet *demoFleet) error {
 // fleetAct runs the main job: hosts on 0.4.1 shown exposed, the staging window (demo clock),
 // approval, production in waves with one host failing its smoke test and rolling back, then
 // the whole rollout undone.
-func (c *demoCmd) fleetAct(ctx context.Context, fleet *demoFleet, clock *demoClock, step func(string, Command) error) error {
+func (c *demoCmd) fleetAct(ctx context.Context, fleet *demoFleet, clock *patching.JumpClock, step func(string, Command) error) error {
 	out := c.env.Out
 	if err := step("inventory --poll", &inventoryCmd{env: c.env, poll: true}); err != nil {
 		return err
@@ -352,7 +330,7 @@ func (c *demoCmd) fleetAct(ctx context.Context, fleet *demoFleet, clock *demoClo
 	}
 	tick := func() error { return c.env.call(ctx, "patching.tick", nil, nil) }
 	fmt.Fprintf(out, "\ndemo clock: jumping to %s, when the staging window opens (the daemon's clock; nothing else is faked)\n", staging.Format(time.RFC3339))
-	clock.jump(staging)
+	clock.Set(staging)
 	if err := tick(); err != nil {
 		return err
 	}
@@ -389,7 +367,7 @@ func (c *demoCmd) fleetAct(ctx context.Context, fleet *demoFleet, clock *demoClo
 	repaired := make(chan error, 1)
 	go func() { repaired <- c.repairAfterSmoke(ctx, broken) }()
 	fmt.Fprintf(out, "demo clock: jumping to %s, when the production window opens\n", production.Format(time.RFC3339))
-	clock.jump(production)
+	clock.Set(production)
 	if err := tick(); err != nil {
 		return err
 	}
