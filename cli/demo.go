@@ -308,7 +308,8 @@ func resetDemoDir(dir string) error {
 	case !bytes.HasPrefix(data, []byte(demoMarker)):
 		return usagef("%s holds a patchctl.yml the demo did not write: choose an empty --dir", dir)
 	}
-	return os.RemoveAll(filepath.Join(dir, "state"))
+	// The state, and the hosts of the fleet part (their deploy roots belong to that state).
+	return errors.Join(os.RemoveAll(filepath.Join(dir, "state")), os.RemoveAll(filepath.Join(dir, "hosts")))
 }
 
 // releaseTag is a listed release's or tag's name.
