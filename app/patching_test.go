@@ -13,7 +13,6 @@ import (
 	"github.com/patchctl/patchctl/app"
 	"github.com/patchctl/patchctl/internal/testenv"
 	"github.com/patchctl/patchctl/patching"
-	"github.com/patchctl/patchctl/store"
 	"github.com/patchctl/patchctl/waves"
 )
 
@@ -163,7 +162,7 @@ func (r *patchRig) plan(name string) patching.Decision {
 	return patching.Decision{}
 }
 
-func (r *patchRig) rollouts() []store.Rollout {
+func (r *patchRig) rollouts() []waves.View {
 	r.t.Helper()
 	var list app.RolloutList
 	if err := r.call("rollout.list", nil, &list); err != nil {
