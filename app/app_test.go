@@ -37,7 +37,13 @@ func startDaemon(t *testing.T, cfg *config.Config) app.Addrs {
 // startDaemonApp is startDaemon that also returns the App, for reading its store.
 func startDaemonApp(t testing.TB, cfg *config.Config) (*app.App, app.Addrs) {
 	t.Helper()
-	a, err := app.Open(context.Background(), cfg, app.Options{})
+	return startDaemonWith(t, cfg, app.Options{})
+}
+
+// startDaemonWith is startDaemonApp with options (a test clock).
+func startDaemonWith(t *testing.T, cfg *config.Config, opts app.Options) (*app.App, app.Addrs) {
+	t.Helper()
+	a, err := app.Open(context.Background(), cfg, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

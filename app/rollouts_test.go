@@ -43,13 +43,19 @@ func rolloutConfig(t testing.TB, hosts []*testenv.FleetProxy, policy string) *co
 
 func newRig(t testing.TB, policy string, hosts ...testenv.FleetHost) *rig {
 	t.Helper()
+	return newRigWith(t, policy, app.Options{}, hosts...)
+}
+
+// newRigWith is newRig with daemon options (a test clock).
+func newRigWith(t *testing.T, policy string, opts app.Options, hosts ...testenv.FleetHost) *rig {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Fatal("deploys run nutcracker as the unprivileged nutcracker user: run as root (CI does)")
 	}
 	r := &rig{t: t, hosts: testenv.Fleet(t, hosts...)}
 	r.cfg = rolloutConfig(t, r.hosts, policy)
 	var addrs app.Addrs
-	r.app, addrs = startDaemonApp(t, r.cfg)
+	r.app, addrs = startDaemonWith(t, r.cfg, opts)
 	r.c = app.NewClient(addrs.Socket)
 	// Every host starts on 0.4.1, deployed the way an operator would: the first alone
 	// (it fills the artifact cache), the others at once.
