@@ -50,6 +50,8 @@ func init() {
 			build: newDeployCmd, privileged: true},
 		{name: "rollback", synopsis: "switch a host back to its previous good build (or --to VERSION) in one command",
 			build: newRollbackCmd, privileged: true},
+		{name: "adopt", synopsis: "record the nutcracker a host already runs as its first good build, without restarting it",
+			build: newAdoptCmd, privileged: true},
 		{name: "ops", synopsis: "list the daemon's running and recent operations", build: newOpsCmd},
 		{name: "attach", args: "OPERATION", synopsis: "follow a running or finished operation of the daemon (deploy, rollback, ...) to its end", build: newAttachCmd},
 		{name: "abort", args: "OPERATION", synopsis: "abort a running operation on purpose: a deploy rolls back to the build that ran before",
