@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"time"
 
@@ -427,7 +428,8 @@ func (x *run) rollBack(ctx context.Context, cause error) error {
 	from, err := x.slotNamed(ctx, x.op.From)
 	if err == nil {
 		err = x.activate(ctx, from, StepRollbackSwitch, StepRollbackRestart, StepRollbackSmoke, func(hs *HostState) {
-			if s := hs.slot(x.op.To); s != nil && s.State != SlotFailed {
+			// An interruption proves nothing against a build that was installed before.
+			if s := hs.slot(x.op.To); s != nil && s.State != SlotFailed && (x.op.CreatedSlot || !errors.Is(cause, ErrInterrupted)) {
 				hs.setState(x.op.To, SlotFailed, x.r.opts.Now(), x.op.ID, cause.Error())
 			}
 		})
