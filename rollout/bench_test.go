@@ -27,14 +27,26 @@ func benchHost(b *testing.B) (*Rollout, hostEnv) {
 	return r, e
 }
 
-// BenchmarkRollback is the wall time of Rollback, from the call to the smoke test passed.
+// BenchmarkRollback is the wall time of Rollback, from the call to the smoke test passed,
+// in process, on a host reached locally and over SSH (a real sshd on loopback).
 func BenchmarkRollback(b *testing.B) {
-	r, e := benchHost(b)
-	ctx := ctxT(b)
-	for b.Loop() {
-		if _, err := r.Rollback(ctx, e.spec(), ""); err != nil {
-			b.Fatal(err)
-		}
+	for _, tc := range []struct {
+		name string
+		spec func(hostEnv) HostSpec
+	}{
+		{"local", hostEnv.spec},
+		{"ssh", func(e hostEnv) HostSpec { return e.sshSpec(b) }},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			r, e := benchHost(b)
+			h := tc.spec(e)
+			ctx := ctxOp(b)
+			for b.Loop() {
+				if _, err := r.Rollback(ctx, h, ""); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 
