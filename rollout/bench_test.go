@@ -17,6 +17,7 @@ import (
 // benchHost is a host that runs 0.5.0 with 0.4.1 as its previous good build.
 func benchHost(b *testing.B) (*Rollout, hostEnv) {
 	e := newHost(b, startBackends(b), "")
+	e.Interval = DefaultStatsInterval // what a production pidfile host runs: smoke tests do not wait for it
 	r := New(openStore(b, e.Store), Options{})
 	ctx := ctxT(b)
 	for _, v := range []string{"0.4.1", "0.5.0"} {
