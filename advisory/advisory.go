@@ -12,7 +12,6 @@ package advisory
 import (
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -23,6 +22,8 @@ import (
 
 	"github.com/patchctl/patchctl/configs"
 	"github.com/patchctl/patchctl/internal/strictyaml"
+
+	"github.com/patchctl/patchctl/internal/readfile"
 )
 
 // Severity ranks advisories; the zero value is SeverityUnknown.
@@ -220,6 +221,9 @@ func (d *date) UnmarshalYAML(n *yaml.Node) error {
 // Builtin returns the feed shipped with patchctl.
 func Builtin() (*Feed, error) { return Parse(configs.Advisories, "advisories.yml") }
 
+// MaxFeedSize caps an advisory feed file; the shipped one is a few KiB.
+const MaxFeedSize = 4 << 20
+
 // Load returns the built-in feed extended by the feed files at paths, in order.
 func Load(paths ...string) (*Feed, error) {
 	f, err := Builtin()
@@ -227,7 +231,7 @@ func Load(paths ...string) (*Feed, error) {
 		return nil, err
 	}
 	for _, p := range paths {
-		data, err := os.ReadFile(p)
+		data, err := readfile.Read(p, MaxFeedSize)
 		if err != nil {
 			return nil, fmt.Errorf("read advisory feed: %w", err)
 		}
@@ -244,10 +248,11 @@ func Load(paths ...string) (*Feed, error) {
 // duplicate IDs are errors naming the file and line.
 func Parse(data []byte, file string) (*Feed, error) {
 	var ff feedFile
-	if err := strictyaml.Decode(data, file, &ff); err != nil {
+	doc, err := strictyaml.Parse(data, file, &ff)
+	if err != nil {
 		return nil, err
 	}
-	lines := strictyaml.ItemLines(data, "advisories")
+	lines := doc.ItemLines("advisories")
 	f := &Feed{}
 	seen := map[string]int{}
 	for i, e := range ff.Advisories {

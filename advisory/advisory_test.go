@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/patchctl/patchctl/advisory"
+	"github.com/patchctl/patchctl/internal/readfile"
 	"github.com/patchctl/patchctl/internal/strictyaml"
 )
 
@@ -118,11 +119,11 @@ func TestParseErrors(t *testing.T) {
 		name, in, want string
 	}{
 		{"empty", "", "x.yml: empty file"},
-		{"unknown key", head + "    affected: \"< 1.0\"\n    colour: red\n", "x.yml:6: field colour not found"},
-		{"unknown top key", "advisory: []\n", "x.yml:1: field advisory not found"},
+		{"unknown key", head + "    affected: \"< 1.0\"\n    colour: red\n", `x.yml:6: advisories[0]: unknown key "colour"`},
+		{"unknown top key", "advisory: []\n", `x.yml:1: unknown key "advisory"`},
 		{"bad severity", "advisories:\n  - id: A\n    title: t\n    severity: severe\n    affected: \"< 1\"\n", `x.yml:4: severity "severe" is not one of`},
 		{"missing severity", "advisories:\n  - id: A\n    title: t\n    affected: \"< 1\"\n", "x.yml:2: advisory A: severity: missing"},
-		{"wrong type", head + "    affected: \"< 1.0\"\n    references: commit\n", "x.yml:6: cannot unmarshal !!str `commit` into []string"},
+		{"wrong type", head + "    affected: \"< 1.0\"\n    references: commit\n", `x.yml:6: advisories[0].references: want a list, not "commit"`},
 		{"bad date", head + "    affected: \"< 1.0\"\n    fixed_in: 1.0\n    published: last june\n", `x.yml:7: published: "last june" is not a date (YYYY-MM-DD)`},
 		{"bad constraint", head + "    affected: \">= 0.4.0 < 0.5.0\"\n", `x.yml:2: advisory A-1: affected: malformed constraint`},
 		{"or constraint", head + "    affected: \"< 0.4 || > 0.5\"\n", `x.yml:2: advisory A-1: affected: `},
@@ -274,4 +275,12 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestLoadBounded: a feed file without end is refused at the cap, naming it.
+func TestLoadBounded(t *testing.T) {
+	_, err := advisory.Load("/dev/zero")
+	if !errors.Is(err, readfile.ErrTooLarge) || !strings.Contains(err.Error(), "/dev/zero") {
+		t.Fatalf("err = %v, want too large naming /dev/zero", err)
+	}
 }

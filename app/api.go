@@ -310,7 +310,7 @@ func (c *Client) Follow(ctx context.Context, id string, after int, fn func(OpEve
 			if ctx.Err() != nil {
 				return OpEvent{}, ctx.Err()
 			}
-			return OpEvent{}, fmt.Errorf("lost the daemon on %s while following %s (%v): it goes on without you; `patchctl attach %s` when the daemon is back", c.socket, id, err, id)
+			return OpEvent{}, fmt.Errorf("lost the daemon on %s while following %s (%v): the operation does not depend on this CLI; if the daemon is stopping, it finishes or undoes it when it is back (see `patchctl history`)", c.socket, id, err)
 		}
 		if fn != nil {
 			fn(e)

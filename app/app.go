@@ -42,6 +42,8 @@ type Options struct {
 	Notifier notify.Notifier
 	// Progress shows artifact downloads when the CLI runs a deploy itself (a terminal).
 	Progress io.Writer
+	// noSync skips fsync in the store: the year-long simulation only.
+	noSync bool
 	// Reload makes a serving daemon reload its configuration each time it receives
 	// (the CLI's daemon command sends SIGHUP here).
 	Reload <-chan struct{}
@@ -97,7 +99,7 @@ func Open(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	st, err := store.Open(ctx, cfg.StorePath(), store.Options{Timeout: opts.StoreTimeout, Now: opts.Now})
+	st, err := store.Open(ctx, cfg.StorePath(), store.Options{Timeout: opts.StoreTimeout, Now: opts.Now, NoSync: opts.noSync})
 	if err != nil {
 		return nil, err
 	}

@@ -155,7 +155,15 @@ func (a *App) runAtStart(ctx context.Context) {
 	defer a.mu.Unlock()
 	for i := range a.jobs {
 		if j := &a.jobs[i]; j.atStart && j.schedule != "" {
-			go a.jobFunc(j)(true)
+			// Counted before it starts: a stop right now still waits for it.
+			done, ok := a.running.add(ctx)
+			if !ok {
+				return
+			}
+			go func() {
+				defer done()
+				a.jobFunc(j)(true)
+			}()
 		}
 	}
 }

@@ -142,6 +142,7 @@ func setupRollout(_ context.Context, a *App) error {
 	// A deploy interrupted by a crash is finished or undone as soon as the daemon is back,
 	// not only when someone next touches the host.
 	a.addLoop(func(ctx context.Context) {
+		ctx = store.WithActor(ctx, "the daemon (recovery of an interrupted operation)")
 		inv := a.inventory()
 		if inv == nil {
 			return

@@ -202,6 +202,10 @@ func TestResolveRefuses(t *testing.T) {
 				if !errors.As(err, &ve) || ve.Got != "0.4.1" || ve.Want != "0.5.0" {
 					t.Fatalf("err = %v, want *VersionMismatchError 0.4.1 != 0.5.0", err)
 				}
+				// The message names the file the user gave, not the cache's copy.
+				if ve.Path != deb041 || !strings.HasPrefix(err.Error(), deb041+" reports nutcracker 0.4.1") {
+					t.Fatalf("err = %v, want it to name %s", err, deb041)
+				}
 			}},
 		{"NoChecksumForDownload", artifact.Source{Kind: artifact.KindDeb, URL: debURL}, "0.4.1",
 			func(t *testing.T, err error) {
@@ -506,6 +510,16 @@ func TestIngestAndModes(t *testing.T) {
 	for _, bad := range []string{"", "../../etc/passwd", strings.ToUpper(want)} {
 		if _, err := c.Uploaded(bad, "0.5.0"); err == nil {
 			t.Errorf("Uploaded(%q) accepted", bad)
+		}
+	}
+}
+
+func TestValidVersion(t *testing.T) {
+	for v, ok := range map[string]bool{"0.5.0": true, "0.5.0-RC1": true, "1.2.3+deb1~x_y": true,
+		"0.5.0;id": false, "": false, "../0.5.0": false, "-rf": false, "0.5.0 x": false, "$(id)": false} {
+		err := artifact.ValidVersion(v)
+		if (err == nil) != ok || !ok && !errors.Is(err, artifact.ErrBadVersion) {
+			t.Errorf("ValidVersion(%q) = %v", v, err)
 		}
 	}
 }

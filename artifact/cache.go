@@ -112,8 +112,8 @@ func (c *Cache) Resolve(ctx context.Context, src Source, version string, progres
 	if err := src.Validate(); err != nil {
 		return Artifact{}, fmt.Errorf("artifact source: %w", err)
 	}
-	if !validVersion.MatchString(version) {
-		return Artifact{}, fmt.Errorf("version %q: not a version", version)
+	if err := ValidVersion(version); err != nil {
+		return Artifact{}, err
 	}
 	field, tmpl := "url", src.URL
 	if src.Path != "" {
@@ -147,6 +147,11 @@ func (c *Cache) Resolve(ctx context.Context, src Source, version string, progres
 		}
 	}
 	if err := CheckVersion(ctx, bin, version); err != nil {
+		// Name what the user gave (a file, a package, a URL), not the cache's copy of it.
+		var vm *VersionMismatchError
+		if errors.As(err, &vm) {
+			vm.Path = redact(loc)
+		}
 		return Artifact{}, err
 	}
 	sum := filepath.Base(bin)

@@ -5,6 +5,7 @@
 package artifact
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
 	"regexp"
@@ -76,8 +77,8 @@ func (s Source) Validate() error {
 		}
 	}
 	for v, sum := range s.SHA256 {
-		if !validVersion.MatchString(v) {
-			return fmt.Errorf("sha256: version %q: not a version", v)
+		if err := ValidVersion(v); err != nil {
+			return fmt.Errorf("sha256: %w", err)
 		}
 		if !hexDigest.MatchString(sum) {
 			return fmt.Errorf("sha256: %s: %q is not a hex SHA-256 (64 hex digits)", v, sum)
@@ -135,4 +136,16 @@ func redact(raw string) string {
 		return raw
 	}
 	return u.Redacted()
+}
+
+// ErrBadVersion is a version string that cannot name a build: it is put into paths and URLs,
+// so only letters, digits and . + ~ _ - are allowed.
+var ErrBadVersion = errors.New("not a version")
+
+// ValidVersion rejects a version that cannot name a build (ErrBadVersion).
+func ValidVersion(v string) error {
+	if !validVersion.MatchString(v) {
+		return fmt.Errorf("version %q: %w (letters, digits and . + ~ _ - only, e.g. 0.5.0)", v, ErrBadVersion)
+	}
+	return nil
 }

@@ -158,7 +158,7 @@ func checkConfig(path string, procUID int, add func(sev, rule, subject, format s
 	if procUID > 0 && owner == procUID && mode&0o200 != 0 {
 		add(Warning, "config-owned-by-proxy", path, "owned and writable by the user nutcracker runs as (%s); a compromised proxy could rewrite it; make it root-owned, mode 0640", userName(owner))
 	}
-	data, err := os.ReadFile(path)
+	data, err := nutconf.ReadFile(path)
 	if err != nil {
 		add(Warning, "config-unreadable", path, "cannot read the configuration: %v", err)
 		return

@@ -258,7 +258,7 @@ func exitCode(env *Env, name string, err error) int {
 	switch {
 	case errors.Is(err, errFailed):
 		return ExitFailure
-	case errors.As(err, &ue):
+	case errors.As(err, &ue), isConfigError(err):
 		code = ExitUsage
 	case errors.Is(err, store.ErrLocked), errors.Is(err, store.ErrCorrupt), errors.Is(err, store.ErrTooNew), errors.Is(err, errNoDaemon):
 		code = ExitUnavailable

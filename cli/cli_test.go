@@ -4,13 +4,17 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"net"
+	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/patchctl/patchctl/cli"
+	"github.com/patchctl/patchctl/internal/testenv"
+	"github.com/patchctl/patchctl/mirror"
 )
 
 // run executes one command line in-process and returns its exit code and output.
@@ -78,30 +82,31 @@ func TestExitCodesAndHelp(t *testing.T) {
 
 func TestConfigFromEnvironment(t *testing.T) {
 	cfg := writeConfig(t, "")
-	code, out, errOut := run(t, map[string]string{"PATCHCTL_CONFIG": cfg}, "events", "-o", "json")
-	if code != 0 {
-		t.Fatalf("exit %d: %s", code, errOut)
-	}
-	var evs []any
-	if err := json.Unmarshal([]byte(out), &evs); err != nil {
-		t.Fatalf("events -o json is not JSON: %v\n%s", err, out)
+	code, out, errOut := run(t, map[string]string{"PATCHCTL_CONFIG": cfg}, "status", "-o", "json")
+	var st struct{ Store string }
+	if code != 0 || json.Unmarshal([]byte(out), &st) != nil || st.Store != filepath.Join(filepath.Dir(cfg), "patchctl.db") {
+		t.Fatalf("exit %d: %s%s", code, out, errOut)
 	}
 }
 
-// TestBashCompletionLoads checks the generated script is valid bash that completes commands.
-func TestBashCompletionLoads(t *testing.T) {
-	_, script, _ := run(t, nil, "completion", "bash")
-	bash, err := exec.LookPath("bash")
-	if err != nil {
-		t.Fatal(err)
-	}
-	probe := script + "\nCOMP_WORDS=(patchctl ev); COMP_CWORD=1; _patchctl; echo \"${COMPREPLY[@]}\"\n"
-	out, err := exec.Command(bash, "-c", probe).CombinedOutput()
-	if err != nil {
-		t.Fatalf("bash: %v\n%s", err, out)
-	}
-	if strings.TrimSpace(string(out)) != "events" {
-		t.Fatalf("completion of 'ev' = %q", out)
+// TestReadOnlyCommandsCreateNoState: without a daemon and a store, read-only commands say
+// nothing is recorded yet and leave the data directory uncreated (as root it would end up
+// owned by root and lock the daemon's user out).
+func TestReadOnlyCommandsCreateNoState(t *testing.T) {
+	dataDir := filepath.Join(t.TempDir(), "state")
+	cfg := writeFile(t, "patchctl.yml", "data_dir: "+dataDir+"\nmetrics:\n  listen: ''\n")
+	for _, args := range [][]string{{"status"}, {"status", "-o", "json"}, {"releases"}, {"advisories"}, {"events"}, {"inventory"}, {"ops"}} {
+		code, out, errOut := run(t, nil, append([]string{"--config", cfg}, args...)...)
+		want := cli.ExitFailure
+		if args[0] == "status" {
+			want = cli.ExitOK
+		}
+		if code != want || !strings.Contains(out+errOut, "not created yet") && !strings.Contains(out+errOut, "nothing recorded yet") && !strings.Contains(out, `"daemon": false`) {
+			t.Errorf("%v: exit %d\n%s%s", args, code, out, errOut)
+		}
+		if _, err := os.Stat(dataDir); err == nil {
+			t.Fatalf("%v created %s", args, dataDir)
+		}
 	}
 }
 
@@ -131,5 +136,111 @@ func TestRootWarning(t *testing.T) {
 		if got := strings.Contains(errOut, "WARNING: running as root"); got != want {
 			t.Errorf("%v: root warning shown = %v as uid %d: %s", args, got, os.Geteuid(), errOut)
 		}
+	}
+}
+
+// TestExitCodeTable: the README's exit codes, case by case: a problem in a file the user
+// wrote or in the daemon's settings is 2, naming the key and line; a command that ran and
+// found a problem is 1, saying what.
+func TestExitCodeTable(t *testing.T) {
+	ok := "    environment: prod\n    stats: 127.0.0.1:%d\n    config: /etc/nutcracker.yml\n    transport: {type: local}\n"
+	host := func(name string) string {
+		return "  - name: " + name + "\n" + fmt.Sprintf(ok, testenv.FreePort(t))
+	}
+	withInventory := func(inv string) string {
+		return writeConfig(t, "inventory:\n  file: "+writeFile(t, "inventory.yml", inv)+"\n  stats_timeout: 1s\n")
+	}
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	limited := httptest.NewServer(mirror.New(mirror.Twemproxy(), mirror.Options{RateLimit: 1}))
+	defer limited.Close()
+	rateLimited := writeConfig(t, "github:\n  api_url: "+limited.URL+"\n")
+
+	cases := []struct {
+		name string
+		cfg  string
+		args []string
+		code int
+		want []string // in stderr
+	}{
+		{"inventory: unknown key", withInventory("hosts:\n" + host("a") + "    colour: red\n"), []string{"inventory"},
+			cli.ExitUsage, []string{`inventory.yml:7: hosts[0]: unknown key "colour"`}},
+		{"inventory: duplicate host", withInventory("hosts:\n" + host("a") + host("a")), []string{"inventory"},
+			cli.ExitUsage, []string{"inventory.yml:7: host a: duplicate name (first on line 2)"}},
+		{"inventory: missing field", withInventory("hosts:\n  - name: a\n    environment: prod\n"), []string{"inventory"},
+			cli.ExitUsage, []string{"inventory.yml:2: host a: stats: missing"}},
+		{"inventory: wrong type", withInventory("hosts:\n" + strings.Replace(host("a"), "{type: local}", "{type: local, timeout: soon}", 1)), []string{"inventory"},
+			cli.ExitUsage, []string{`hosts[0].transport.timeout: want a duration such as 30s, 5m or 1h30m, not "soon"`}},
+		{"inventory: every host unreachable", withInventory("hosts:\n" + host("a") + host("b")), []string{"inventory", "--poll"},
+			cli.ExitFailure, []string{"no host answered: all 2 unreachable"}},
+		{"deploy: a version that is no version", writeConfig(t, ""), []string{"deploy", "--host", "a", "--version", "0.5.0;id"},
+			cli.ExitUsage, []string{`--version: version "0.5.0;id": not a version`}},
+		{"daemon: unknown socket_group", writeConfig(t, "socket_group: no-such-group-patchctl\n"), []string{"daemon"},
+			cli.ExitUsage, []string{`socket_group: no group "no-such-group-patchctl"`}},
+		{"daemon: metrics port in use", writeFile(t, "busy.yml", "data_dir: "+t.TempDir()+"\nmetrics:\n  listen: "+busy.Addr().String()+"\n"), []string{"daemon"},
+			cli.ExitUsage, []string{"metrics listen " + busy.Addr().String(), "address already in use"}},
+		{"config: a second document", writeFile(t, "two.yml", "log:\n  level: info\n---\nlog:\n  level: debug\n"), []string{"status"},
+			cli.ExitUsage, []string{"two.yml:3: a second YAML document"}},
+		{"poll: rate limited", rateLimited, []string{"poll"}, cli.ExitFailure, []string{"rate limited until 20"}},
+		{"poll: deferred by the rate limit", rateLimited, []string{"poll"}, cli.ExitFailure, []string{"not polled: rate limited until 20"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			code, out, errOut := run(t, nil, append([]string{"--config", c.cfg}, c.args...)...)
+			if code != c.code {
+				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", code, c.code, out, errOut)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(out+errOut, w) {
+					t.Errorf("output lacks %q\nstdout: %s\nstderr: %s", w, out, errOut)
+				}
+			}
+			if strings.Contains(errOut, "not found in type") || strings.Contains(errOut, "cannot unmarshal") {
+				t.Errorf("error names Go types: %s", errOut)
+			}
+		})
+	}
+}
+
+// TestHelpAndDiscovery: help goes to stdout however it is asked for, groups of commands have
+// help, and flags are written as the README writes them.
+func TestHelpAndDiscovery(t *testing.T) {
+	cases := []struct {
+		args []string
+		want []string // in stdout
+	}{
+		{[]string{"--help"}, []string{"Usage: patchctl", "routing verify", "Exit codes:"}},
+		{[]string{"-h"}, []string{"Usage: patchctl"}},
+		{[]string{"help"}, []string{"Usage: patchctl"}},
+		{[]string{"--version"}, []string{"patchctl "}},
+		{[]string{"routing", "--help"}, []string{"routing verify", "routing diff"}},
+		{[]string{"check", "--help"}, []string{"check connect"}},
+		{[]string{"help", "routing"}, []string{"routing verify"}},
+		{[]string{"lint", "--help"}, []string{"sarif", "--target-version"}},
+		{[]string{"deploy", "--help"}, []string{"--host host", "--dry-run", "change nothing on the host"}},
+		{[]string{"help", "deploy"}, []string{"--host host"}},
+	}
+	for _, c := range cases {
+		code, out, errOut := run(t, nil, c.args...)
+		if code != cli.ExitOK {
+			t.Errorf("%v: exit %d\n%s%s", c.args, code, out, errOut)
+		}
+		for _, w := range c.want {
+			if !strings.Contains(out, w) {
+				t.Errorf("%v: stdout lacks %q\nstdout: %s\nstderr: %s", c.args, w, out, errOut)
+			}
+		}
+		if strings.Contains(out, "\n  -host") {
+			t.Errorf("%v: help shows -host, the README says --host:\n%s", c.args, out)
+		}
+	}
+	if code, _, errOut := run(t, nil, "routing"); code != cli.ExitUsage || !strings.Contains(errOut, "routing verify") {
+		t.Errorf("routing alone: exit %d %s", code, errOut)
+	}
+	if code, _, errOut := run(t, nil, "lint", "-o", "yaml", "x.yml"); code != cli.ExitUsage || !strings.Contains(errOut, "text, json or sarif") {
+		t.Errorf("lint -o yaml: exit %d %s", code, errOut)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/patchctl/patchctl/app"
 	"github.com/patchctl/patchctl/inventory"
@@ -58,6 +59,9 @@ func init() {
 			build: newAbortCmd, privileged: true},
 		{name: "history", synopsis: "show a host's deploys and rollbacks, step by step", build: newHistoryCmd},
 		{name: "slots", synopsis: "show the builds installed on a host and which one is active", build: newSlotsCmd},
+		{name: "rollout approve", args: "ID", synopsis: "let a scheduled rollout whose staging passed run its production waves in the next production window",
+			build: newApproveCmd, privileged: true},
+		{name: "release unmark", args: "VERSION", synopsis: "let a version marked bad (its rollout failed or was aborted) be a candidate again", build: newUnmarkCmd},
 		{name: "windows", synopsis: "list the coming patch windows: when (local and UTC), how long, cutoff, what each serves and would do", build: newWindowsCmd},
 
 		// Guardrails for nutcracker.yml.
@@ -67,6 +71,10 @@ func init() {
 		{name: "routing diff", args: "OLD NEW", synopsis: "show the fraction of keys that move between two configurations", build: newRoutingDiffCmd},
 		{name: "audit", synopsis: "check this host's nutcracker processes and configurations for least privilege", build: newAuditCmd},
 
+		// Air-gapped sites.
+		{name: "mirror serve", synopsis: "serve a directory laid out like GitHub's releases API (or twemproxy's built-in history) for daemons without internet access",
+			build: newMirrorServeCmd},
+
 		// Trying patchctl, and the CLI itself.
 		{name: "demo", synopsis: "run the daemon against an embedded mirror of twemproxy's release history and a local Slack webhook", build: newDemoCmd},
 		{name: "version", synopsis: "print patchctl's version",
@@ -75,6 +83,8 @@ func init() {
 			build: func(env *Env, fs *flag.FlagSet) Command { return &completionCmd{env: env} }},
 		{name: "help", args: "[COMMAND]", synopsis: "show help for patchctl or a command",
 			build: func(env *Env, fs *flag.FlagSet) Command { return &helpCmd{env: env} }},
+		{name: "__complete", args: "-- WORDS...", synopsis: "print the candidates for the next word (used by the completion scripts)",
+			build: func(env *Env, fs *flag.FlagSet) Command { return &completeCmd{env: env} }, hidden: true},
 	}
 }
 
@@ -88,13 +98,44 @@ func (e *Env) callWith(ctx context.Context, opts app.Options, method string, arg
 	if err != nil {
 		return err
 	}
+	if readOnlyMethods[method] && !exists(cfg.StorePath()) && !exists(cfg.Socket) {
+		// Opening the store here would create it (and its directory, owned by whoever runs
+		// this, root included), locking out the daemon's own user later. A broken inventory
+		// file is still worth saying first.
+		if cfg.Inventory.File != "" {
+			if _, err := inventory.Load(cfg.Inventory.File); err != nil {
+				return err
+			}
+		}
+		return &noStoreError{path: cfg.StorePath()}
+	}
 	opts.Logger = e.Logger()
 	return e.apiError(app.Do(ctx, cfg, opts, method, args, result))
 }
 
 var errNoDaemon = app.ErrNoDaemon
 
+// readOnlyMethods only read state: without a daemon and without a store they answer that
+// nothing is recorded yet instead of creating the store.
+var readOnlyMethods = map[string]bool{"status": true, "inventory": true, "events": true, "releases": true,
+	"advisories": true, "history": true, "slots": true, "ops": true}
+
+// noStoreError: no daemon runs and no store exists yet.
+type noStoreError struct{ path string }
+
+func (e *noStoreError) Error() string {
+	return fmt.Sprintf("nothing recorded yet: no store at %s (the daemon creates it: start 'patchctl daemon' as its own user)", e.path)
+}
+
+func exists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
+}
+
 type daemonCmd struct{ env *Env }
+
+// daemonStoreWait bounds how long the daemon waits at start for the store's lock.
+const daemonStoreWait = 30 * time.Second
 
 func (c *daemonCmd) Run(ctx context.Context) error {
 	cfg, err := c.env.Config()
@@ -120,7 +161,10 @@ func (c *daemonCmd) Run(ctx context.Context) error {
 			}
 		}
 	}()
-	a, err := app.Open(ctx, cfg, app.Options{Logger: log, Reload: reload})
+	// A CLI command run while no daemon answers reads the store itself and holds its lock
+	// for that read, which on a loaded host can last seconds: the daemon waits it out
+	// rather than failing at start.
+	a, err := app.Open(ctx, cfg, app.Options{Logger: log, Reload: reload, StoreTimeout: daemonStoreWait})
 	if ae := (*app.Error)(nil); errors.As(err, &ae) && ae.Kind == app.KindUsage {
 		return usageErr(err) // the configuration contradicts the store (a pinned version it does not know)
 	}
@@ -164,22 +208,27 @@ type statusView struct {
 
 func (c *statusCmd) Run(ctx context.Context) error {
 	var st statusView
-	if err := c.env.call(ctx, "status", nil, &st.Status); err != nil {
+	var none *noStoreError
+	switch err := c.env.call(ctx, "status", nil, &st.Status); {
+	case errors.As(err, &none):
+		st.Status = app.Status{Version: app.Version, Store: none.path}
+	case err != nil:
 		return err
+	default:
+		var fleet app.FleetReport
+		if err := c.env.call(ctx, "inventory", nil, &fleet); err != nil {
+			return err
+		}
+		st.Fleet = fleet.Environments
+		var wins app.WindowsReport
+		if err := c.env.call(ctx, "windows", app.WindowsArgs{Next: 1}, &wins); err != nil {
+			return err
+		}
+		if len(wins.Windows) > 0 {
+			st.NextWindow = &wins.Windows[0]
+		}
+		st.Rollouts = wins.Rollouts
 	}
-	var fleet app.FleetReport
-	if err := c.env.call(ctx, "inventory", nil, &fleet); err != nil {
-		return err
-	}
-	st.Fleet = fleet.Environments
-	var wins app.WindowsReport
-	if err := c.env.call(ctx, "windows", app.WindowsArgs{Next: 1}, &wins); err != nil {
-		return err
-	}
-	if len(wins.Windows) > 0 {
-		st.NextWindow = &wins.Windows[0]
-	}
-	st.Rollouts = wins.Rollouts
 	return c.env.emit(st, func(w io.Writer) {
 		mode := "not running (read the store directly)"
 		if st.Daemon {
@@ -187,7 +236,11 @@ func (c *statusCmd) Run(ctx context.Context) error {
 		}
 		row(w, "patchctl", st.Version)
 		row(w, "daemon", mode)
-		row(w, "store", fmt.Sprintf("%s (schema %d)", st.Store, st.Schema))
+		if none != nil {
+			row(w, "store", st.Store+" (not created yet: the daemon creates it)")
+		} else {
+			row(w, "store", fmt.Sprintf("%s (schema %d)", st.Store, st.Schema))
+		}
 		row(w, "store size", fmt.Sprintf("%.1f MiB", float64(st.StoreBytes)/(1<<20)))
 		outbox := fmt.Sprintf("%d pending", st.OutboxDepth)
 		if n := len(st.Undelivered); n > 0 {
@@ -238,7 +291,7 @@ func newEventsCmd(env *Env, fs *flag.FlagSet) Command {
 	c := &eventsCmd{env: env}
 	fs.StringVar(&c.filter.Kind, "kind", "", "only events of this `kind`, or a prefix ending in '.' (e.g. deploy.)")
 	fs.StringVar(&c.filter.Subject, "subject", "", "only events about this source or `host`")
-	fs.IntVar(&c.filter.Limit, "n", 50, "show the newest `N` events (0 = all)")
+	intFlag(fs, &c.filter.Limit, "n", 50, 0, 1_000_000, "show the newest `N` events (0 = all)")
 	return c
 }
 

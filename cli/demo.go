@@ -32,7 +32,7 @@ type demoCmd struct {
 func newDemoCmd(env *Env, fs *flag.FlagSet) Command {
 	c := &demoCmd{env: env}
 	fs.StringVar(&c.dir, "dir", "", "keep the demo's state in this `directory` (default: a temporary one, removed at the end)")
-	fs.DurationVar(&c.wait, "wait", 10*time.Second, "how long to wait for each alert")
+	durationFlag(fs, &c.wait, "wait", 10*time.Second, time.Millisecond, time.Hour, "how `long` to wait for each alert")
 	return c
 }
 

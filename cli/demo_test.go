@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -128,4 +129,49 @@ func TestDemoJSONAndRerun(t *testing.T) {
 	if code, _, errOut := run(t, nil, "demo", "--dir", other); code != cli.ExitUsage || !strings.Contains(errOut, "did not write") {
 		t.Fatalf("foreign --dir: exit %d %s", code, errOut)
 	}
+}
+
+// TestMirrorServe: `patchctl mirror serve` serves a directory as GitHub's API, and a daemon
+// configured with it as github.api_url polls it.
+func TestMirrorServe(t *testing.T) {
+	dir := t.TempDir()
+	repo := filepath.Join(dir, "repos", "acme", "proxy")
+	os.MkdirAll(repo, 0o755)
+	os.WriteFile(filepath.Join(repo, "releases.json"), []byte(`[{"tag_name":"v1.2.0","name":"1.2.0","published_at":"2026-01-02T00:00:00Z","body":"fixes a crash"}]`), 0o644)
+	listen := testenv.Addr(testenv.FreePort(t))
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	var errOut strings.Builder
+	go func() {
+		done <- cli.Main(ctx, []string{"mirror", "serve", "--dir", dir, "--listen", listen}, cli.IO{Out: &strings.Builder{}, Err: &syncBuilder{b: &errOut}, Getenv: func(string) string { return "" }})
+	}()
+	cfg := writeConfig(t, "github:\n  api_url: http://"+listen+"/\ntracker:\n  sources:\n    - repo: acme/proxy\n")
+	var code int
+	var out, pollErr string
+	for start := time.Now(); time.Since(start) < 30*time.Second; time.Sleep(50 * time.Millisecond) {
+		if code, out, pollErr = run(t, nil, "--config", cfg, "poll", "-o", "json"); code == cli.ExitOK {
+			break
+		}
+	}
+	if code != cli.ExitOK || !strings.Contains(out, `"version": "1.2.0"`) {
+		t.Fatalf("poll through the mirror: exit %d\n%s%s", code, out, pollErr)
+	}
+	stop()
+	if c := <-done; c != cli.ExitOK {
+		t.Fatalf("mirror serve exited %d", c)
+	}
+	if code, _, errOut := run(t, nil, "mirror", "serve", "--dir", filepath.Join(dir, "missing")); code != cli.ExitUsage {
+		t.Fatalf("missing --dir: exit %d %s", code, errOut)
+	}
+}
+
+type syncBuilder struct {
+	mu sync.Mutex
+	b  *strings.Builder
+}
+
+func (s *syncBuilder) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
 }

@@ -2,30 +2,19 @@ package cli
 
 import (
 	"errors"
-	"fmt"
-	"os"
+	"os/user"
 	"strings"
 	"syscall"
+
+	"github.com/patchctl/patchctl/config"
+	"github.com/patchctl/patchctl/internal/strictyaml"
 )
 
 // message is the text a person reads for a command's error: no segment said twice
-// ("lint: lint: x"), and the errors with an obvious remedy say what to do.
+// ("lint: lint: x"). (Errors with an obvious remedy say it where they are made: the socket's
+// permission error names the socket and the group to join.)
 func (e *Env) message(command string, err error) string {
-	if errors.Is(err, os.ErrPermission) || errors.Is(err, syscall.EACCES) {
-		if e.cfg != nil && strings.Contains(err.Error(), e.cfg.Socket) {
-			return e.socketPermission()
-		}
-	}
 	return dedupe(command, err.Error())
-}
-
-// socketPermission names the socket and what grants access to it.
-func (e *Env) socketPermission() string {
-	msg := fmt.Sprintf("permission denied on the daemon's socket %s", e.cfg.Socket)
-	if g := e.cfg.SocketGroup; g != "" {
-		return msg + fmt.Sprintf(": join group %s (socket_group in %s) or run as the daemon's user", g, e.cfg.File)
-	}
-	return msg + fmt.Sprintf(": run as the daemon's user, or set socket_group in %s and join that group", e.cfg.File)
 }
 
 // dedupe drops a leading "command: " and any "x: " segment that repeats the one before it.
@@ -43,4 +32,14 @@ func dedupe(command, msg string) string {
 		lines[i] = strings.Join(out, ": ")
 	}
 	return strings.Join(lines, "\n")
+}
+
+// isConfigError reports a problem in a file the user wrote (patchctl.yml, the inventory, the
+// advisory feed) or in the settings the daemon starts with: exit 2, fix the file.
+func isConfigError(err error) bool {
+	var se *strictyaml.Error
+	var ce *config.Error
+	var ug user.UnknownGroupError
+	return errors.As(err, &se) || errors.As(err, &ce) || errors.As(err, &ug) ||
+		errors.Is(err, syscall.EADDRINUSE) || errors.Is(err, syscall.EADDRNOTAVAIL)
 }

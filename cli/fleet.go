@@ -32,7 +32,13 @@ func (c *inventoryCmd) Run(ctx context.Context) error {
 	if err := c.env.call(ctx, method, nil, &rep); err != nil {
 		return err
 	}
-	return c.env.emit(rep, func(w io.Writer) {
+	answering := 0
+	for _, h := range rep.Hosts {
+		if h.Answering {
+			answering++
+		}
+	}
+	if err := c.env.emit(rep, func(w io.Writer) {
 		if len(rep.Hosts) == 0 {
 			fmt.Fprintln(w, "no host observed yet: configure inventory.file, then run 'patchctl inventory --poll' or wait for the daemon")
 			return
@@ -53,7 +59,16 @@ func (c *inventoryCmd) Run(ctx context.Context) error {
 		}
 		fmt.Fprintln(w)
 		writeEnvironments(w, rep.Environments)
-	})
+	}); err != nil {
+		return err
+	}
+	// A fleet of which no host answers is a problem to act on (a network or stats-port
+	// issue), not a report.
+	if len(rep.Hosts) > 0 && answering == 0 {
+		fmt.Fprintf(c.env.Err, "no host answered: all %d unreachable\n", len(rep.Hosts))
+		return errFailed
+	}
+	return nil
 }
 
 // writeEnvironments prints the per-environment counts shared by inventory and status.

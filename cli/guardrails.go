@@ -65,7 +65,7 @@ func (c *lintCmd) Run(context.Context) error {
 
 // loadNutconf reads and parses a nutcracker.yml that must at least have a usable structure.
 func loadNutconf(path string) (*nutconf.Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := nutconf.ReadFile(path)
 	if err != nil {
 		return nil, usageErr(err)
 	}
@@ -85,8 +85,8 @@ type checkConnectCmd struct {
 
 func newCheckConnectCmd(env *Env, fs *flag.FlagSet) Command {
 	c := &checkConnectCmd{env: env}
-	fs.DurationVar(&c.timeout, "timeout", 2*time.Second, "per-server `timeout`")
-	fs.IntVar(&c.concurrency, "concurrency", 16, "servers checked at once")
+	durationFlag(fs, &c.timeout, "timeout", 2*time.Second, time.Millisecond, 10*time.Minute, "per-server `timeout`")
+	intFlag(fs, &c.concurrency, "concurrency", 16, 1, 1024, "check `N` servers at once")
 	return c
 }
 
@@ -164,7 +164,7 @@ func newRoutingVerifyCmd(env *Env, fs *flag.FlagSet) Command {
 	c := &routingVerifyCmd{env: env}
 	fs.StringVar(&c.pool, "pool", "", "the `pool` to verify (required when the file has several)")
 	fs.StringVar(&c.proxy, "proxy", "", "the live proxy's `address` (default: the pool's listen)")
-	fs.IntVar(&c.keys, "keys", 200, "number of probe keys")
+	intFlag(fs, &c.keys, "keys", 200, 1, routing.MaxVerifyKeys, "write `N` probe keys")
 	return c
 }
 
@@ -243,7 +243,7 @@ type routingDiffCmd struct {
 func newRoutingDiffCmd(env *Env, fs *flag.FlagSet) Command {
 	c := &routingDiffCmd{env: env}
 	fs.StringVar(&c.pool, "pool", "", "compare only this `pool` (default: every pool present in both)")
-	fs.IntVar(&c.keys, "keys", 100000, "sample size")
+	intFlag(fs, &c.keys, "keys", 100000, 1, routing.MaxDiffKeys, "sample `N` keys")
 	return c
 }
 

@@ -21,9 +21,11 @@ import (
 
 // noJSON are the commands without a JSON answer, and why.
 var noJSON = map[string]string{
-	"daemon":     "runs until stopped; its state is read with status",
-	"completion": "prints a shell script",
-	"help":       "prints help text",
+	"daemon":       "runs until stopped; its state is read with status",
+	"mirror serve": "serves HTTP until stopped",
+	"completion":   "prints a shell script",
+	"help":         "prints help text",
+	"__complete":   "prints completion candidates for the shell scripts",
 }
 
 // TestEveryCommandJSON runs every command with -o json against a prepared store and a

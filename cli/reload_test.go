@@ -84,3 +84,23 @@ func TestReloadCommandAndSIGHUP(t *testing.T) {
 		t.Fatalf("next poll in %s after reloading the hourly schedule", next)
 	}
 }
+
+func TestNotifyRetryArgs(t *testing.T) {
+	cfg := writeConfig(t, "")
+	for _, c := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{nil, cli.ExitUsage, "give one alert ID or --all"},
+		{[]string{"abc"}, cli.ExitUsage, `alert ID must be a positive number, not "abc"`},
+		{[]string{"--all", "3"}, cli.ExitUsage, "give one alert ID or --all"},
+		{[]string{"7"}, cli.ExitUsage, "alert 7 is not undelivered"},
+		{[]string{"--all"}, cli.ExitOK, "0 alerts queued again"},
+	} {
+		code, out, errOut := run(t, nil, append([]string{"--config", cfg, "notify", "retry"}, c.args...)...)
+		if code != c.code || !strings.Contains(out+errOut, c.want) {
+			t.Errorf("notify retry %v: exit %d, want %d and %q:\n%s%s", c.args, code, c.code, c.want, out, errOut)
+		}
+	}
+}

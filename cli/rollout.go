@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/patchctl/patchctl/app"
+	"github.com/patchctl/patchctl/artifact"
 	"github.com/patchctl/patchctl/rollout"
 )
 
@@ -25,8 +26,8 @@ func newDeployCmd(env *Env, fs *flag.FlagSet) Command {
 	fs.StringVar(&c.args.Host, "host", "", "inventory `host` to deploy to (required)")
 	fs.StringVar(&c.args.Version, "version", "", "nutcracker `version` to install (required)")
 	fs.StringVar(&c.binary, "binary", "", "deploy this local nutcracker `file` instead of the configured artifact sources (the CLI reads it and sends its content)")
-	fs.BoolVar(&c.args.DryRun, "dry-run", false, "show what would happen, touch nothing")
-	fs.DurationVar(&c.args.SmokeTimeout, "smoke-timeout", 0, "bound on each smoke test (default: the host's deploy.smoke_timeout, else 10s)")
+	fs.BoolVar(&c.args.DryRun, "dry-run", false, "fetch and verify the build into patchctl's cache, run its -V, read the host's state and print the plan; change nothing on the host")
+	durationFlag(fs, &c.args.SmokeTimeout, "smoke-timeout", 0, 0, 10*time.Minute, "`bound` on each smoke test; 0 = the host's deploy.smoke_timeout, else 10s")
 	detachFlag(fs, &c.detach)
 	return c
 }
@@ -34,6 +35,12 @@ func newDeployCmd(env *Env, fs *flag.FlagSet) Command {
 func (c *deployCmd) Run(ctx context.Context) error {
 	if c.args.Host == "" {
 		return usagef("--host is required")
+	}
+	if c.args.Version == "" {
+		return usagef("--version is required")
+	}
+	if err := artifact.ValidVersion(c.args.Version); err != nil {
+		return usagef("--version: %w", err)
 	}
 	if c.binary != "" {
 		if err := c.upload(ctx); err != nil {

@@ -76,6 +76,14 @@ func TestSocketIsNotAWayIn(t *testing.T) {
 	if n := blobs(); n != before {
 		t.Fatalf("the dry run wrote %d files into the artifact cache", n-before)
 	}
+	// Nor does a dry run from the configured sources fetch, extract or run anything.
+	code, out, errOut = run(t, nil, "--config", h.cfg, "deploy", "--host", "proxy-1", "--version", "0.4.1", "--dry-run")
+	if code != cli.ExitOK || !strings.Contains(out, "0.4.1-(unresolved)") {
+		t.Fatalf("dry run from the sources: exit %d\n%s%s", code, out, errOut)
+	}
+	if n := blobs(); n != before {
+		t.Fatalf("the dry run wrote %d files into the artifact cache", n-before)
+	}
 
 	// A path in a request is not even understood: the field does not exist.
 	var ae *app.Error

@@ -11,13 +11,6 @@ import (
 	"github.com/patchctl/patchctl/patching"
 )
 
-func init() {
-	commands = append(commands,
-		spec{name: "rollout approve", args: "ID", synopsis: "let a scheduled rollout whose staging passed run its production waves in the next production window", build: newApproveCmd},
-		spec{name: "release unmark", args: "VERSION", synopsis: "let a version marked bad (its rollout failed or was aborted) be a candidate again", build: newUnmarkCmd},
-	)
-}
-
 // argCall is a command that takes exactly one positional argument and makes one call.
 type argCall[T any] struct {
 	env    *Env

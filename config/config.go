@@ -7,14 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
-	"regexp"
-	"strconv"
 	"strings"
 	"time"
 
-	"go.yaml.in/yaml/v3"
+	"github.com/patchctl/patchctl/internal/readfile"
+	"github.com/patchctl/patchctl/internal/strictyaml"
 )
 
 // Config is the whole patchctl.yml.
@@ -38,7 +36,7 @@ type Config struct {
 	// File is where the configuration was read from ("" for defaults).
 	File string `yaml:"-" json:"file,omitempty"`
 
-	root *yaml.Node // the parsed document, to name lines in errors found after loading
+	doc *strictyaml.Doc // the parsed document, to name lines in errors found after loading
 }
 
 // API restricts what callers on the socket may do.
@@ -166,7 +164,11 @@ type Error struct {
 	Line  int    // 0 when unknown
 	Field string // dotted path, e.g. tracker.sources[1].repo
 	Msg   string
+	Err   error // the cause, when the problem came from one (a secret file that cannot be read)
 }
+
+// Unwrap returns the cause.
+func (e *Error) Unwrap() error { return e.Err }
 
 func (e *Error) Error() string {
 	var b strings.Builder
@@ -185,6 +187,15 @@ func (e *Error) Error() string {
 // Errors is every problem found in one file.
 type Errors []*Error
 
+// Unwrap returns every problem, so errors.As finds an *Error and errors.Is its cause.
+func (es Errors) Unwrap() []error {
+	out := make([]error, len(es))
+	for i, e := range es {
+		out[i] = e
+	}
+	return out
+}
+
 func (es Errors) Error() string {
 	msgs := make([]string, len(es))
 	for i, e := range es {
@@ -193,42 +204,32 @@ func (es Errors) Error() string {
 	return strings.Join(msgs, "\n")
 }
 
+// MaxFileSize caps patchctl.yml; a real one is a few KiB.
+const MaxFileSize = 1 << 20
+
 // LoadFile reads and validates a configuration file.
 func LoadFile(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := readfile.Read(path, MaxFileSize)
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
 	return Parse(path, bytes.NewReader(data))
 }
 
-var (
-	reUnknown  = regexp.MustCompile(`^line (\d+): field (\S+) not found in type (\S+)$`)
-	reTypeErr  = regexp.MustCompile(`^line (\d+): (.*)$`)
-	reSyntaxLn = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
-)
-
 // Parse reads a configuration from r; name is used in error messages.
 func Parse(name string, r io.Reader) (*Config, error) {
-	data, err := io.ReadAll(r)
+	data, err := readfile.All(r, name, MaxFileSize)
 	if err != nil {
-		return nil, fmt.Errorf("read config %s: %w", name, err)
+		return nil, fmt.Errorf("read config: %w", err)
 	}
 	cfg := Default()
 	cfg.File = name
-	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, yamlError(name, err)
+	doc, err := strictyaml.Parse(data, name, &cfg)
+	if err != nil && !errors.Is(err, strictyaml.ErrEmpty) {
+		return nil, fromStrict(err)
 	}
-	if len(root.Content) > 0 {
-		dec := yaml.NewDecoder(bytes.NewReader(data))
-		dec.KnownFields(true)
-		if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
-			return nil, yamlError(name, err)
-		}
-	}
-	cfg.root = &root
-	if errs := cfg.validate(&root); len(errs) > 0 {
+	cfg.doc = doc
+	if errs := cfg.validate(); len(errs) > 0 {
 		return nil, errs
 	}
 	return &cfg, nil
@@ -237,31 +238,31 @@ func Parse(name string, r io.Reader) (*Config, error) {
 // ErrorAt is a problem found after loading (for example a pinned version the store does not
 // know), located at the field's line in the file.
 func (c *Config) ErrorAt(field, format string, args ...any) *Error {
-	return &Error{File: c.File, Line: lineOf(c.root, field), Field: field, Msg: fmt.Sprintf(format, args...)}
+	return &Error{File: c.File, Line: c.doc.Line(field), Field: field, Msg: fmt.Sprintf(format, args...), Err: cause(args)}
 }
 
-func yamlError(name string, err error) error {
-	var te *yaml.TypeError
-	if errors.As(err, &te) {
-		var errs Errors
-		for _, msg := range te.Errors {
-			if m := reUnknown.FindStringSubmatch(msg); m != nil {
-				line, _ := strconv.Atoi(m[1])
-				errs = append(errs, &Error{File: name, Line: line, Msg: fmt.Sprintf("unknown key %q", m[2])})
-			} else if m := reTypeErr.FindStringSubmatch(msg); m != nil {
-				line, _ := strconv.Atoi(m[1])
-				errs = append(errs, &Error{File: name, Line: line, Msg: m[2]})
-			} else {
-				errs = append(errs, &Error{File: name, Msg: msg})
-			}
+// fromStrict turns the decoder's problems into configuration errors.
+func fromStrict(err error) error {
+	var se *strictyaml.Error
+	if !errors.As(err, &se) {
+		return Errors{{Msg: err.Error(), Err: err}}
+	}
+	errs := make(Errors, len(se.Problems))
+	for i, p := range se.Problems {
+		errs[i] = &Error{File: se.File, Line: p.Line, Field: p.Field, Msg: p.Msg, Err: se}
+	}
+	return errs
+}
+
+// cause is the last error among a message's arguments.
+func cause(args []any) error {
+	var err error
+	for _, a := range args {
+		if e, ok := a.(error); ok {
+			err = e
 		}
-		return errs
 	}
-	if m := reSyntaxLn.FindStringSubmatch(err.Error()); m != nil {
-		line, _ := strconv.Atoi(m[1])
-		return Errors{{File: name, Line: line, Msg: m[2]}}
-	}
-	return Errors{{File: name, Msg: strings.TrimPrefix(err.Error(), "yaml: ")}}
+	return err
 }
 
 // resolvePath makes relative paths in the file relative to the file's directory, so a

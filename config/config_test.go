@@ -61,9 +61,10 @@ func TestErrorsNameTheLine(t *testing.T) {
 		want       string // substring of the error, with file:line
 	}{
 		{"unknown top key", "data_dir: x\ncolour: blue\n", `bad.yml:2: unknown key "colour"`},
-		{"unknown nested key", "tracker:\n  schedule: '@daily'\n  sources:\n    - repo: a/b\n      tag: true\n", `bad.yml:5: unknown key "tag"`},
-		{"wrong type", "notify:\n  max_attempts: lots\n", "bad.yml:2: cannot unmarshal"},
-		{"bad duration", "github:\n  timeout: soon\n", "bad.yml:2:"},
+		{"unknown nested key", "tracker:\n  schedule: '@daily'\n  sources:\n    - repo: a/b\n      tag: true\n", `bad.yml:5: tracker.sources[0]: unknown key "tag"`},
+		{"wrong type", "notify:\n  max_attempts: lots\n", `bad.yml:2: notify.max_attempts: want a whole number, not "lots"`},
+		{"bad duration", "github:\n  timeout: soon\n", `bad.yml:2: github.timeout: want a duration such as 30s, 5m or 1h30m, not "soon"`},
+		{"second document", "data_dir: x\n---\ncolour: blue\n", "bad.yml:2: a second YAML document"},
 		{"syntax", "tracker:\n  schedule: [\n", "bad.yml:"},
 		{"bad cron", "tracker:\n  schedule: '61 * * * *'\n", "bad.yml:2: tracker.schedule: invalid schedule"},
 		{"cron TZ panic", "tracker:\n  schedule: 'TZ=0'\n", "bad.yml:2: tracker.schedule: invalid schedule"},
@@ -95,7 +96,25 @@ func TestErrorsNameTheLine(t *testing.T) {
 			if !errors.As(err, &errs) {
 				t.Fatalf("error is %T, want config.Errors", err)
 			}
+			var one *config.Error
+			if !errors.As(err, &one) || one.File != "bad.yml" {
+				t.Fatalf("errors.As(*config.Error) = %v", one)
+			}
+			for _, internal := range []string{"time.Duration", "config.", "!!", "not found in type"} {
+				if strings.Contains(err.Error(), internal) {
+					t.Errorf("error names Go or YAML internals (%q): %v", internal, err)
+				}
+			}
 		})
+	}
+}
+
+// TestErrorsUnwrapToTheirCause: a problem caused by an error (a secret file that cannot be
+// read) unwraps to it.
+func TestErrorsUnwrapToTheirCause(t *testing.T) {
+	_, err := config.Parse("bad.yml", strings.NewReader("github:\n  token_file: /nonexistent/token\n"))
+	if !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("errors.Is(err, os.ErrNotExist) = false for %v", err)
 	}
 }
 

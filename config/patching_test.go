@@ -96,7 +96,7 @@ func TestPatchingErrorsNameTheLine(t *testing.T) {
 		{"blackout backwards", "patching:\n  blackouts:\n    - from: 2026-12-20\n      to: 2026-12-01\n", "bad.yml:4: patching.blackouts[0].to: 2026-12-01 is before from"},
 		{"blackout bad date", "patching:\n  blackouts:\n    - from: 2026-13-01\n      to: 2026-12-01\n", `bad.yml:3: patching.blackouts[0].from: date must be YYYY-MM-DD, not "2026-13-01"`},
 		{"duplicate window", fill("'0 2 * * *'", "UTC", "4h", "1h") + "    - name: w\n      recurrence: '@daily'\n      time_zone: UTC\n      duration: 1h\n      kind: staging\n", `bad.yml:9: patching.windows[1].name: window "w" is defined twice`},
-		{"unknown window key", fill("'0 2 * * *'", "UTC", "4h", "1h") + "      timezone: UTC\n", `bad.yml:9: unknown key "timezone"`},
+		{"unknown window key", fill("'0 2 * * *'", "UTC", "4h", "1h") + "      timezone: UTC\n", `bad.yml:9: patching.windows[0]: unknown key "timezone"`},
 		{"duplicate policy", "patching:\n  policies:\n    - name: a\n    - name: a\n", `bad.yml:4: patching.policies[1].name: policy "a" is defined twice`},
 		{"policy source", "patching:\n  policies:\n    - name: a\n      source: x/y\n", `bad.yml:4: patching.policies[0].source: "x/y" is not one of tracker.sources`},
 		{"bad severity", "patching:\n  policies:\n    - name: a\n      security:\n        min_severity: urgent\n", "bad.yml:5: patching.policies[0].security.min_severity"},

@@ -14,15 +14,16 @@ import (
 	"time"
 
 	"github.com/robfig/cron/v3"
-	"go.yaml.in/yaml/v3"
+
+	"github.com/patchctl/patchctl/internal/readfile"
 )
 
 var reRepo = regexp.MustCompile(`^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$`)
 
-func (c *Config) validate(root *yaml.Node) Errors {
+func (c *Config) validate() Errors {
 	var errs Errors
 	fail := func(field, format string, args ...any) {
-		errs = append(errs, &Error{File: c.File, Line: lineOf(root, field), Field: field, Msg: fmt.Sprintf(format, args...)})
+		errs = append(errs, c.ErrorAt(field, format, args...))
 	}
 
 	if c.DataDir == "" {
@@ -37,6 +38,11 @@ func (c *Config) validate(root *yaml.Node) Errors {
 	for i, u := range c.API.AllowUsers {
 		if _, err := LookupUID(u); err != nil {
 			fail(fmt.Sprintf("api.allow_users[%d]", i), "%v", err)
+		}
+	}
+	if c.SocketGroup != "" {
+		if _, err := LookupGID(c.SocketGroup); err != nil {
+			fail("socket_group", "%v", err)
 		}
 	}
 	for i, g := range c.API.AllowGroups {
@@ -155,6 +161,7 @@ func (c *Config) validate(root *yaml.Node) Errors {
 	c.validateInventory(fail)
 	c.validateArtifacts(fail)
 	c.validatePatching(fail)
+	c.validateRanges(fail)
 	if c.Shutdown <= 0 {
 		fail("shutdown_timeout", "must be positive")
 	}
@@ -171,6 +178,9 @@ func checkURL(s string) error {
 	}
 	return nil
 }
+
+// maxSecretSize caps a secret file (a token or a webhook URL).
+const maxSecretSize = 64 << 10
 
 // secretField names the key a secret came from, for error messages.
 func secretField(base, file, env string) string {
@@ -197,7 +207,7 @@ func resolveSecret(c *Config, value Secret, file, env string) (Secret, error) {
 	}
 	switch {
 	case file != "":
-		raw, err := os.ReadFile(c.resolvePath(file))
+		raw, err := readfile.Read(c.resolvePath(file), maxSecretSize)
 		if err != nil {
 			return "", fmt.Errorf("read secret file: %w", err)
 		}
@@ -233,8 +243,16 @@ func ParseSchedule(spec string) (s cron.Schedule, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("invalid schedule %q: %v", spec, err)
 	}
+	if every, ok := s.(cron.ConstantDelaySchedule); ok && every.Delay < MinScheduleInterval {
+		return nil, fmt.Errorf("schedule %q runs more often than every %v", spec, MinScheduleInterval)
+	}
 	return s, nil
 }
+
+// MinScheduleInterval is the shortest gap between two scheduled runs: polling GitHub or
+// taking inventory more often only spends rate limit and load. A 5-field cron spec cannot
+// go below it; "@every 1s" could.
+const MinScheduleInterval = time.Minute
 
 // SlogLevel returns the configured log level.
 func (l Log) SlogLevel() slog.Level {
@@ -248,45 +266,6 @@ func slogLevel(s string) (slog.Level, error) {
 		return 0, fmt.Errorf("must be debug, info, warn or error, not %q", s)
 	}
 	return lv, nil
-}
-
-// lineOf finds the line of a dotted field path (a.b[2].c) in the document; when the exact
-// node is missing it returns the line of the deepest ancestor present, 0 for none.
-func lineOf(root *yaml.Node, path string) int {
-	if root == nil || len(root.Content) == 0 {
-		return 0
-	}
-	n := root.Content[0]
-	line := 0
-	for _, part := range strings.Split(path, ".") {
-		name, idx := part, -1
-		if i := strings.IndexByte(part, '['); i >= 0 && strings.HasSuffix(part, "]") {
-			name = part[:i]
-			idx, _ = strconv.Atoi(part[i+1 : len(part)-1])
-		}
-		next := (*yaml.Node)(nil)
-		if n.Kind == yaml.MappingNode {
-			for i := 0; i+1 < len(n.Content); i += 2 {
-				if n.Content[i].Value == name {
-					line = n.Content[i].Line
-					next = n.Content[i+1]
-					break
-				}
-			}
-		}
-		if next == nil {
-			return line
-		}
-		n = next
-		if idx >= 0 {
-			if n.Kind != yaml.SequenceNode || idx >= len(n.Content) {
-				return line
-			}
-			n = n.Content[idx]
-			line = n.Line
-		}
-	}
-	return line
 }
 
 // LookupUID resolves a user name or a numeric uid.

@@ -45,7 +45,7 @@ func TestDiscoverFleet(t *testing.T) {
 	// Long enough for a real nutcracker to answer on a loaded machine: the silent host waits
 	// it out once, and nothing else may wait for it.
 	const statsTimeout = 10 * time.Second
-	d := &inventory.Discoverer{Dial: dialLocal, StatsTimeout: statsTimeout, ProbeTimeout: 5 * time.Second}
+	d := &inventory.Discoverer{Dial: dialLocal, StatsTimeout: statsTimeout, ProbeTimeout: testenv.WaitTimeout}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*testenv.WaitTimeout)
 	defer cancel()
 	start := time.Now()

@@ -16,6 +16,8 @@ import (
 
 	"github.com/patchctl/patchctl/internal/strictyaml"
 	"github.com/patchctl/patchctl/transport"
+
+	"github.com/patchctl/patchctl/internal/readfile"
 )
 
 // DefaultBinary is the nutcracker binary run when a host names none (looked up in PATH).
@@ -144,9 +146,12 @@ type defaults struct {
 	Deploy      *Deploy           `yaml:"deploy"`
 }
 
+// MaxFileSize caps the inventory file: 10,000 hosts take about 3 MiB.
+const MaxFileSize = 16 << 20
+
 // Load reads and validates the inventory file at path.
 func Load(path string) (*Inventory, error) {
-	data, err := os.ReadFile(path)
+	data, err := readfile.Read(path, MaxFileSize)
 	if err != nil {
 		return nil, fmt.Errorf("read inventory: %w", err)
 	}
@@ -159,10 +164,11 @@ var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 // every invalid host is reported with its line; file names the source in messages.
 func Parse(data []byte, file string) (*Inventory, error) {
 	var f inventoryFile
-	if err := strictyaml.Decode(data, file, &f); err != nil {
+	doc, err := strictyaml.Parse(data, file, &f)
+	if err != nil {
 		return nil, err
 	}
-	lines := strictyaml.ItemLines(data, "hosts")
+	lines := doc.ItemLines("hosts")
 	errs := &strictyaml.Error{File: file}
 	fail := func(line int, format string, args ...any) {
 		errs.Problems = append(errs.Problems, strictyaml.Problem{Line: line, Msg: fmt.Sprintf(format, args...)})
@@ -282,6 +288,8 @@ func (h Host) problems() []string {
 	}
 	if t := h.Transport; t != nil && t.Timeout < 0 {
 		add("transport: negative timeout")
+	} else if t != nil && t.Timeout > transport.MaxTimeout {
+		add("transport: timeout %v is more than the maximum %v", t.Timeout, transport.MaxTimeout)
 	}
 	if h.Deploy != nil {
 		out = append(out, h.Deploy.problems()...)

@@ -20,7 +20,7 @@ func dialLocal(ctx context.Context, spec transport.Spec) (inventory.Runner, erro
 
 // testRunner is the conformance suite for inventory.Runner: what discovery relies on.
 func testRunner(t *testing.T, dial inventory.DialFunc, spec transport.Spec) {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*testenv.WaitTimeout)
 	defer cancel()
 	r, err := dial(ctx, spec)
 	if err != nil {
@@ -72,5 +72,5 @@ func TestRunnerLocal(t *testing.T) { testRunner(t, dialLocal, transport.Spec{Kin
 func TestRunnerSSH(t *testing.T) {
 	srv := testenv.SSHD(t)
 	testRunner(t, dialLocal, transport.Spec{Kind: "ssh", Address: srv.Addr, User: srv.User,
-		IdentityFile: srv.IdentityFile, KnownHosts: srv.KnownHosts})
+		IdentityFile: srv.IdentityFile, KnownHosts: srv.KnownHosts, Timeout: testenv.WaitTimeout})
 }

@@ -6,11 +6,12 @@ import (
 	"fmt"
 	"io"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/hashicorp/go-version"
+
+	"github.com/patchctl/patchctl/nutconf"
 )
 
 // Report collects the findings of several files for one target version and writes them
@@ -40,7 +41,7 @@ func (r *Report) Add(filename string, data []byte) {
 
 // AddFile reads and lints a file.
 func (r *Report) AddFile(path string) error {
-	data, err := os.ReadFile(path)
+	data, err := nutconf.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("lint: %w", err)
 	}

@@ -8,6 +8,8 @@ package nutconf
 import (
 	"fmt"
 	"strings"
+
+	"github.com/patchctl/patchctl/internal/readfile"
 )
 
 // Pos is a 1-based line and column in the configuration file.
@@ -17,6 +19,13 @@ type Pos struct {
 }
 
 func (p Pos) String() string { return fmt.Sprintf("%d:%d", p.Line, p.Column) }
+
+// MaxFileSize caps a nutcracker.yml patchctl reads: a thousand pools of twenty servers
+// each take under 1 MiB.
+const MaxFileSize = 16 << 20
+
+// ReadFile reads the nutcracker.yml at path, refusing one larger than MaxFileSize.
+func ReadFile(path string) ([]byte, error) { return readfile.Read(path, MaxFileSize) }
 
 // Kind classifies a problem that makes nutcracker refuse the file before it looks at values.
 type Kind string

@@ -1,6 +1,7 @@
 package routing
 
 import (
+	"errors"
 	"math"
 	"testing"
 )
@@ -86,5 +87,19 @@ func TestSampleKeysTags(t *testing.T) {
 	}
 	if withTag < 150 || withTag > 350 {
 		t.Errorf("%d of 500 keys carry the tag, want about half", withTag)
+	}
+}
+
+// TestDiffKeysBounded: the sample size is checked before any key is made (a negative one
+// panicked, two billion exhausted memory).
+func TestDiffKeysBounded(t *testing.T) {
+	p := Pool{Servers: []Server{{Addr: "a:1", Weight: 1}}}
+	for _, n := range []int{-5, 0, MaxDiffKeys + 1, 2_000_000_000} {
+		if _, err := Diff(p, p, n); !errors.Is(err, ErrOutOfRange) {
+			t.Errorf("Diff with %d keys: %v, want ErrOutOfRange", n, err)
+		}
+	}
+	if _, err := Verify(t.Context(), p, "127.0.0.1:1", VerifyOptions{Keys: -1}); !errors.Is(err, ErrOutOfRange) {
+		t.Errorf("Verify with -1 keys: %v, want ErrOutOfRange", err)
 	}
 }

@@ -15,7 +15,7 @@ import (
 
 // VerifyOptions configures Verify.
 type VerifyOptions struct {
-	Keys     int            // probe keys to write; default 200
+	Keys     int            // probe keys to write, 1 to MaxVerifyKeys; 0 = 200
 	Protocol probe.Protocol // redis or memcache
 	Auth     string         // the pool's redis_auth: used for the proxy and the backends
 	DB       int            // the pool's redis_db
@@ -55,6 +55,9 @@ type ServerResult struct {
 
 const maxExamples = 10
 
+// MaxVerifyKeys bounds the probe keys Verify writes through a live proxy.
+const MaxVerifyKeys = 100_000
+
 // Verify writes opts.Keys unique probe keys through the nutcracker listening on proxyAddr,
 // reads every backend of pool directly, and counts the keys that are not on the backend New
 // predicts. Probe keys are deleted through the proxy afterwards.
@@ -64,8 +67,11 @@ func Verify(ctx context.Context, pool Pool, proxyAddr string, opts VerifyOptions
 		return VerifyReport{}, err
 	}
 	n := opts.Keys
-	if n <= 0 {
+	if n == 0 {
 		n = 200
+	}
+	if n < 1 || n > MaxVerifyKeys {
+		return VerifyReport{}, fmt.Errorf("keys: %d: %w (1 to %d)", n, ErrOutOfRange, MaxVerifyKeys)
 	}
 	ttl := opts.TTL
 	if ttl <= 0 {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suite runs for real: nutcracker 0.5.0 and 0.4.1 (Debian packages),
-# redis-server, memcached and an OpenSSH server. Idempotent; needs root for apt-get.
+# redis-server, memcached, an OpenSSH server, and zsh and fish (the completion scripts are
+# tested in each shell). Idempotent; needs root for apt-get.
 # The two nutcracker binaries are unpacked side by side into $PATCHCTL_TESTBIN
 # (default: .testbin in the repository) as nutcracker-0.5.0 and nutcracker-0.4.1,
 # together with the .deb files they came from (artifact tests use those).
@@ -90,7 +91,7 @@ version_ok() {
 }
 
 need=()
-for cmd in redis-server memcached sshd nutcracker ssh-keygen; do
+for cmd in redis-server memcached sshd nutcracker ssh-keygen zsh fish; do
   command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || need+=("$cmd")
 done
 if [ ${#need[@]} -gt 0 ] || [ ! -f "$bin/nutcracker-0.4.1" ] || [ ! -f "$bin/nutcracker-0.5.0" ]; then
@@ -102,7 +103,7 @@ if [ ${#need[@]} -gt 0 ] || [ ! -f "$bin/nutcracker-0.4.1" ] || [ ! -f "$bin/nut
   apt-get update -qq
   block_services
   apt-get install -y -qq --no-install-recommends \
-    nutcracker libyaml-0-2 redis-server memcached openssh-server openssh-client >/dev/null
+    nutcracker libyaml-0-2 redis-server memcached openssh-server openssh-client zsh fish >/dev/null
 fi
 
 if [ ! -f "$bin/nutcracker-0.5.0" ]; then

@@ -94,6 +94,9 @@ type Options struct {
 	ReadOnly bool
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// NoSync skips fsync on commit: for simulations and benchmarks only (a crash can lose
+	// the latest commits).
+	NoSync bool
 }
 
 // Store is an open patchctl store.
@@ -125,7 +128,7 @@ func Open(ctx context.Context, path string, opts Options) (s *Store, err error) 
 			s, err = nil, fmt.Errorf("open store %s: %w: %v", path, ErrCorrupt, r)
 		}
 	}()
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.Timeout, ReadOnly: opts.ReadOnly})
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.Timeout, ReadOnly: opts.ReadOnly, NoSync: opts.NoSync})
 	if err != nil {
 		var pathErr *fs.PathError
 		switch {

@@ -115,6 +115,7 @@ func (t *Tracker) pollOne(ctx context.Context, w Watch) (SourceReport, error) {
 	}
 	if start.Before(state.NotBefore) {
 		sr.Outcome, sr.NotBefore = OutcomeDeferred, state.NotBefore
+		sr.Error = fmt.Sprintf("not polled: rate limited until %s", state.NotBefore.UTC().Format(time.RFC3339))
 		log.Debug("poll deferred by rate limit", "until", state.NotBefore)
 		return sr, fmt.Errorf("%s: %w: waiting until %s", name, ErrRateLimited, state.NotBefore.UTC().Format(time.RFC3339))
 	}

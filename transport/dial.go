@@ -42,5 +42,8 @@ func (s Spec) Validate() error {
 	if s.Timeout < 0 {
 		return fmt.Errorf("timeout: must not be negative")
 	}
+	if s.Timeout > MaxTimeout {
+		return fmt.Errorf("timeout: %v is more than the maximum %v", s.Timeout, MaxTimeout)
+	}
 	return nil
 }

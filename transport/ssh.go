@@ -23,10 +23,16 @@ import (
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
 	"golang.org/x/crypto/ssh/knownhosts"
+
+	"github.com/patchctl/patchctl/internal/readfile"
 )
 
-// DefaultTimeout bounds connecting and the SSH handshake when Spec.Timeout is zero.
-const DefaultTimeout = 10 * time.Second
+// DefaultTimeout bounds connecting and the SSH handshake when Spec.Timeout is zero;
+// MaxTimeout is the largest Spec.Timeout accepted.
+const (
+	DefaultTimeout = 10 * time.Second
+	MaxTimeout     = 10 * time.Minute
+)
 
 // SSH runs commands on a host over one SSH connection, one session per command. If the
 // connection breaks (the server restarted, a firewall dropped it), the next command dials
@@ -339,8 +345,11 @@ func signers(file, home string) ([]ssh.Signer, io.Closer, error) {
 
 var errEncrypted = errors.New("key is encrypted with a passphrase; use an unencrypted deploy key or ssh-agent")
 
+// maxKeySize caps a private key file; an RSA-16384 key is about 12 KiB.
+const maxKeySize = 64 << 10
+
 func parseKeyFile(f string) (ssh.Signer, error) {
-	pem, err := os.ReadFile(f)
+	pem, err := readfile.Read(f, maxKeySize)
 	if err != nil {
 		return nil, err // *fs.PathError names the file
 	}

@@ -161,6 +161,7 @@ func TestSpecValidate(t *testing.T) {
 		{transport.Spec{Kind: "ssh", Address: "h:99999"}, `address "h:99999"`},
 		{transport.Spec{Kind: "ssh", Address: ":22"}, `address ":22"`},
 		{transport.Spec{Kind: "ssh", Address: "h", Timeout: -time.Second}, "timeout"},
+		{transport.Spec{Kind: "ssh", Address: "h", Timeout: time.Hour}, "timeout: 1h0m0s is more than the maximum"},
 	}
 	for _, tt := range tests {
 		err := tt.spec.Validate()
