@@ -30,6 +30,13 @@ func testConfig(t *testing.T, extra string) *config.Config {
 // startDaemon runs a daemon in the test and returns its addresses; it stops with the test.
 func startDaemon(t *testing.T, cfg *config.Config) app.Addrs {
 	t.Helper()
+	_, addrs := startDaemonApp(t, cfg)
+	return addrs
+}
+
+// startDaemonApp is startDaemon that also returns the App, for reading its store.
+func startDaemonApp(t *testing.T, cfg *config.Config) (*app.App, app.Addrs) {
+	t.Helper()
 	a, err := app.Open(context.Background(), cfg, app.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -52,13 +59,13 @@ func startDaemon(t *testing.T, cfg *config.Config) app.Addrs {
 	})
 	select {
 	case ad := <-ready:
-		return ad
+		return a, ad
 	case err := <-done:
 		t.Fatalf("daemon exited: %v", err)
 	case <-time.After(testenv.WaitTimeout):
 		t.Fatal("daemon did not start")
 	}
-	return app.Addrs{}
+	return nil, app.Addrs{}
 }
 
 func TestDaemonServesSocketAndMetrics(t *testing.T) {

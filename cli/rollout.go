@@ -72,22 +72,30 @@ func (c *deployCmd) upload(ctx context.Context) error {
 }
 
 type rollbackCmd struct {
-	env    *Env
-	args   app.RollbackArgs
-	detach bool
+	env     *Env
+	args    app.RollbackArgs
+	detach  bool
+	rollout string
 }
 
 func newRollbackCmd(env *Env, fs *flag.FlagSet) Command {
 	c := &rollbackCmd{env: env}
 	fs.StringVar(&c.args.Host, "host", "", "inventory `host` to roll back (required)")
 	fs.StringVar(&c.args.To, "to", "", "a `version` or slot to go back to (default: the previous good build)")
+	fs.StringVar(&c.rollout, "rollout", "", "put every host of this rollout `ID` back on what it ran before")
 	detachFlag(fs, &c.detach)
 	return c
 }
 
 func (c *rollbackCmd) Run(ctx context.Context) error {
+	if c.rollout != "" {
+		if c.args.Host != "" || c.args.To != "" {
+			return usagef("--rollout takes no --host or --to")
+		}
+		return (&rolloutControlCmd{env: c.env, method: "rollout.rollback", args: app.RolloutArgs{ID: c.rollout}}).Run(ctx)
+	}
 	if c.args.Host == "" {
-		return usagef("--host is required")
+		return usagef("--host (or --rollout) is required")
 	}
 	return c.env.runOp(ctx, "rollback", c.args, c.detach)
 }
