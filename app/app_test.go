@@ -41,7 +41,7 @@ func startDaemonApp(t testing.TB, cfg *config.Config) (*app.App, app.Addrs) {
 }
 
 // startDaemonWith is startDaemonApp with options (a test clock).
-func startDaemonWith(t *testing.T, cfg *config.Config, opts app.Options) (*app.App, app.Addrs) {
+func startDaemonWith(t testing.TB, cfg *config.Config, opts app.Options) (*app.App, app.Addrs) {
 	t.Helper()
 	a, err := app.Open(context.Background(), cfg, opts)
 	if err != nil {

@@ -47,7 +47,7 @@ func newRig(t testing.TB, policy string, hosts ...testenv.FleetHost) *rig {
 }
 
 // newRigWith is newRig with daemon options (a test clock).
-func newRigWith(t *testing.T, policy string, opts app.Options, hosts ...testenv.FleetHost) *rig {
+func newRigWith(t testing.TB, policy string, opts app.Options, hosts ...testenv.FleetHost) *rig {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Fatal("deploys run nutcracker as the unprivileged nutcracker user: run as root (CI does)")
