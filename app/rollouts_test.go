@@ -167,7 +167,7 @@ const fleetPolicy = `rollouts:
       hooks:
         before: [test, -d, /]
         after: ["true"]
-        timeout: 20s
+        timeout: 3m # an SSH session takes tens of seconds on a loaded machine
       waves:
         - name: staging
           environments: [staging]

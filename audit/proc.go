@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 )
 
 // Process is a running nutcracker as /proc shows it.
@@ -56,8 +57,8 @@ func FindProcesses(procRoot, defaultConf string) ([]Process, error) {
 			continue
 		}
 		p, ok, err := readProcess(filepath.Join(procRoot, e.Name()), pid, defaultConf, listen)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue // exited while we looked
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ESRCH) {
+			continue // exited while we looked (ESRCH: caught while exiting)
 		}
 		if err != nil {
 			return nil, err
