@@ -35,8 +35,9 @@ var Remote = []Fault{RateLimited, ServerError, Rejected, Down, Slow}
 const (
 	// RetryAfterSeconds is what a RateLimited receiver sends in Retry-After.
 	RetryAfterSeconds = 7
-	// Timeout is the per-call timeout a Target must configure on its notifier.
-	Timeout = 300 * time.Millisecond
+	// Timeout is the per-call timeout a Target must configure on its notifier: long enough
+	// for an oversized message on a loaded machine, far below a Slow receiver's delay.
+	Timeout = 2 * time.Second
 	// slowBound is how long a call may take against a Slow receiver: the timeout plus
 	// generous slack for a loaded CI machine, far below the receiver's own delay.
 	slowBound = Timeout + 3*time.Second
