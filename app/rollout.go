@@ -118,6 +118,21 @@ func setupRollout(_ context.Context, a *App) error {
 			return opReply(res, nil, err)
 		}, nil
 	})
+	handleOp(a, "adopt", func(ctx context.Context, args HostArgs) ([]string, func(context.Context, *Op) (any, error), error) {
+		if err := a.knownHost(args.Host); err != nil {
+			return nil, nil, err
+		}
+		return []string{args.Host}, func(ctx context.Context, op *Op) (any, error) {
+			spec, closeT, err := a.hostSpec(ctx, args.Host)
+			if err != nil {
+				return nil, err
+			}
+			defer closeT()
+			res, err := r.Adopt(ctx, spec)
+			a.wake()
+			return opReply(res, nil, err)
+		}, nil
+	})
 	handle(a, "history", func(ctx context.Context, args HostArgs) (any, error) {
 		if err := a.knownHost(args.Host); err != nil {
 			return nil, err

@@ -20,7 +20,7 @@ import (
 
 // rig is a daemon in front of a fleet of real hosts, every one running nutcracker 0.4.1.
 type rig struct {
-	t     *testing.T
+	t     testing.TB
 	hosts []*testenv.FleetProxy
 	cfg   *config.Config
 	c     *app.Client
@@ -29,7 +29,7 @@ type rig struct {
 
 // rolloutConfig writes the inventory of hosts and a patchctl.yml with policy (a rollouts:
 // section) that deploys from the test's Debian packages.
-func rolloutConfig(t *testing.T, hosts []*testenv.FleetProxy, policy string) *config.Config {
+func rolloutConfig(t testing.TB, hosts []*testenv.FleetProxy, policy string) *config.Config {
 	t.Helper()
 	inv := filepath.Join(t.TempDir(), "inventory.yml")
 	// lab-1 is in no wave: plan reports it unmatched.
@@ -41,7 +41,13 @@ func rolloutConfig(t *testing.T, hosts []*testenv.FleetProxy, policy string) *co
 		inv, filepath.Join(testenv.BinDir(), "nutcracker_{{.Version}}.deb"), policy))
 }
 
-func newRig(t *testing.T, policy string, hosts ...testenv.FleetHost) *rig {
+func newRig(t testing.TB, policy string, hosts ...testenv.FleetHost) *rig {
+	t.Helper()
+	return newRigWith(t, policy, app.Options{}, hosts...)
+}
+
+// newRigWith is newRig with daemon options (a test clock).
+func newRigWith(t testing.TB, policy string, opts app.Options, hosts ...testenv.FleetHost) *rig {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Fatal("deploys run nutcracker as the unprivileged nutcracker user: run as root (CI does)")
@@ -49,7 +55,7 @@ func newRig(t *testing.T, policy string, hosts ...testenv.FleetHost) *rig {
 	r := &rig{t: t, hosts: testenv.Fleet(t, hosts...)}
 	r.cfg = rolloutConfig(t, r.hosts, policy)
 	var addrs app.Addrs
-	r.app, addrs = startDaemonApp(t, r.cfg)
+	r.app, addrs = startDaemonWith(t, r.cfg, opts)
 	r.c = app.NewClient(addrs.Socket)
 	// Every host starts on 0.4.1, deployed the way an operator would: the first alone
 	// (it fills the artifact cache), the others at once.
@@ -77,7 +83,7 @@ func newRig(t *testing.T, policy string, hosts ...testenv.FleetHost) *rig {
 	return r
 }
 
-func ctxT(t *testing.T, d time.Duration) context.Context {
+func ctxT(t testing.TB, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
@@ -410,4 +416,57 @@ func TestSoakGateFailsOnRisingErrors(t *testing.T) {
 		t.Fatalf("abort ended %s: %s\n%s", v.State, v.Reason, describeView(v))
 	}
 	r.expect("0.4.1")
+}
+
+// BenchmarkFleetRollout: six local hosts (each a real nutcracker in front of real redis and
+// memcached) move from 0.4.1 to 0.5.0 through the daemon, once as a rollout of one wave
+// deploying all six at once, once as six deploys run one after the other. Each fleet is
+// fresh, so both install the same new build. Run with -benchtime 1x: one iteration is a
+// whole fleet.
+func BenchmarkFleetRollout(b *testing.B) {
+	hosts := make([]testenv.FleetHost, 6)
+	for i := range hosts {
+		hosts[i] = testenv.FleetHost{Name: fmt.Sprintf("proxy-%d", i+1), Environment: "production"}
+	}
+	const policy = `rollouts:
+  default_policy: all
+  policies:
+    - name: all
+      waves:
+        - name: production
+          environments: [production]
+          max_parallel: "100%"
+      # The benchmark measures speed; a busy machine's timeouts must not pause it.
+      soak_thresholds: {client_err: 1000, server_err: 1000, server_timedout: 1000, forward_error: 1000, server_ejects: 1000}
+`
+	var parallel, serial time.Duration
+	for b.Loop() {
+		b.StopTimer()
+		r := newRig(b, policy, hosts...)
+		b.StartTimer()
+		t0 := time.Now()
+		var v waves.View
+		if err := r.call("rollout.start", waves.Request{Version: "0.5.0"}, &v); err != nil {
+			b.Fatal(err)
+		}
+		v = r.waitFor(v.ID, "finished", func(v waves.View) bool { return waves.Terminal(v.State) || v.State == waves.StatePaused })
+		parallel += time.Since(t0)
+		b.StopTimer()
+		if v.State != waves.StateSucceeded {
+			b.Fatalf("rollout ended %s: %s", v.State, v.Reason)
+		}
+		r = newRig(b, policy, hosts...)
+		b.StartTimer()
+		t0 = time.Now()
+		for _, h := range r.hosts {
+			var rep app.OpReply
+			if err := r.call("deploy", app.DeployArgs{Host: h.Name, Version: "0.5.0"}, &rep); err != nil || rep.Error != "" {
+				b.Fatalf("deploy %s: %v %s", h.Name, err, rep.Error)
+			}
+		}
+		serial += time.Since(t0)
+	}
+	b.ReportMetric(parallel.Seconds()/float64(b.N), "s/rollout")
+	b.ReportMetric(serial.Seconds()/float64(b.N), "s/serial")
+	b.ReportMetric(serial.Seconds()/parallel.Seconds(), "speedup")
 }

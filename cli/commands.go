@@ -51,6 +51,8 @@ func init() {
 			build: newDeployCmd, privileged: true},
 		{name: "rollback", synopsis: "switch a host back to its previous good build (or --to VERSION), or every host of a rollout (--rollout ID)",
 			build: newRollbackCmd, privileged: true},
+		{name: "adopt", synopsis: "record the nutcracker a host already runs as its first good build, without restarting it",
+			build: newAdoptCmd, privileged: true},
 		{name: "rollout plan", synopsis: "show what a fleet rollout of a version would do, host by host; touches nothing", build: newRolloutPlanCmd},
 		{name: "rollout start", synopsis: "start a fleet rollout of a version in waves (run by the daemon)", build: newRolloutStartCmd, privileged: true},
 		{name: "rollout status", args: "[ID]", synopsis: "show a rollout's waves and hosts (default: the newest); --watch follows it", build: newRolloutStatusCmd},

@@ -157,7 +157,7 @@ rollouts:
 	}
 
 	from, to := "0.4.1", "0.5.0"
-	estimate := 15 * time.Second // of a rollout's length, learnt from the trials
+	estimate := 10 * time.Second // of a rollout's length without the kill, learnt from the trials
 	killedIn := map[string]int{}
 	outcomes := map[string]int{}
 	for trial := range trials {
@@ -166,7 +166,6 @@ rollouts:
 		if code != 0 || json.Unmarshal([]byte(out), &v) != nil {
 			t.Fatalf("trial %d: start: exit %d\n%s%s", trial, code, out, errOut)
 		}
-		began := time.Now()
 		delay := time.Duration(rand.Int64N(int64(estimate)))
 		if trial%4 == 3 {
 			// Abort first, so the kill lands in the roll back.
@@ -176,6 +175,7 @@ rollouts:
 		}
 		time.Sleep(delay)
 		at := status(v.ID)
+		killed := time.Now()
 		d.signal(syscall.SIGKILL)
 		phase := at.State
 		for _, w := range at.Waves {
@@ -185,6 +185,7 @@ rollouts:
 		}
 		killedIn[phase]++
 		d.start()
+		down := time.Since(killed)
 		v = waitFor(v.ID, func(v waves.View) bool { return waves.Terminal(v.State) || v.State == waves.StatePaused })
 		if !waves.Terminal(v.State) {
 			if v.Reason == "" {
@@ -195,8 +196,11 @@ rollouts:
 			v = waitFor(v.ID, func(v waves.View) bool { return waves.Terminal(v.State) })
 		}
 		outcomes[v.State]++
-		if v.State == waves.StateSucceeded {
-			estimate = (estimate + time.Since(began)) / 2
+		if v.State == waves.StateSucceeded && !at.Finished.IsZero() {
+			// Killed after the end: the rollout took less than the estimate.
+			estimate = (estimate + at.Finished.Sub(v.Started)) / 2
+		} else if v.State == waves.StateSucceeded {
+			estimate = (estimate + v.Finished.Sub(v.Started) - down) / 2
 		}
 		want := from
 		if v.State == waves.StateSucceeded {

@@ -58,6 +58,7 @@ func TestEveryCommandJSON(t *testing.T) {
 		"inventory":       {{args: []string{"inventory", "--poll"}}, {args: []string{"inventory"}}},
 		"deploy":          {{args: []string{"deploy", "--host", "proxy-1", "--version", "0.5.0", "--dry-run"}}, {args: []string{"deploy", "--host", "proxy-1", "--version", "0.5.0", "--dry-run", "--detach"}, shape: "deploy --detach"}},
 		"rollback":        {{args: []string{"rollback", "--host", "proxy-1"}}},
+		"adopt":           {{args: []string{"adopt", "--host", "proxy-1"}}},
 		"ops":             {{args: []string{"ops"}}},
 		"attach":          {{args: []string{"attach", op}, shape: "deploy"}},
 		"abort":           {{args: []string{"abort", op}}},

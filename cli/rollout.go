@@ -100,6 +100,26 @@ func (c *rollbackCmd) Run(ctx context.Context) error {
 	return c.env.runOp(ctx, "rollback", c.args, c.detach)
 }
 
+type adoptCmd struct {
+	env    *Env
+	args   app.HostArgs
+	detach bool
+}
+
+func newAdoptCmd(env *Env, fs *flag.FlagSet) Command {
+	c := &adoptCmd{env: env}
+	fs.StringVar(&c.args.Host, "host", "", "inventory `host` whose running nutcracker to adopt (required)")
+	detachFlag(fs, &c.detach)
+	return c
+}
+
+func (c *adoptCmd) Run(ctx context.Context) error {
+	if c.args.Host == "" {
+		return usagef("--host is required")
+	}
+	return c.env.runOp(ctx, "adopt", c.args, c.detach)
+}
+
 // showOp prints an operation's outcome, with its steps unless they were streamed; a
 // failed operation exits 1.
 func (e *Env) showOp(rep app.OpReply, streamed bool) error {
@@ -113,10 +133,13 @@ func (e *Env) showOp(rep app.OpReply, streamed bool) error {
 			}
 			return
 		case rep.Unchanged:
-			fmt.Fprintf(w, "%s already runs %s: nothing to do\n", op.Host, op.ToVersion)
+			fmt.Fprintf(w, "%s already runs and serves %s: nothing to do\n", op.Host, op.ToVersion)
 			return
 		}
 		fmt.Fprintf(w, "%s %s on %s: %s → %s: %s\n", op.Kind, op.ID, op.Host, dash(op.FromVersion), op.ToVersion, op.State)
+		if op.ProxyDown {
+			fmt.Fprintf(w, "no nutcracker answered on %s's stats port when the %s began\n", op.Host, op.Kind)
+		}
 		if !streamed {
 			writeSteps(w, op.Steps)
 		}
