@@ -8,6 +8,8 @@ import (
 	"os/exec"
 	"regexp"
 	"time"
+
+	"github.com/patchctl/patchctl/internal/execx"
 )
 
 // versionLine matches what `nutcracker -V` prints first; 0.4.1 ends the line with \r.
@@ -32,9 +34,13 @@ func ReportedVersion(ctx context.Context, bin string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, versionTimeout)
 	defer cancel()
 	var out bytes.Buffer
-	cmd := exec.CommandContext(ctx, bin, "-V")
-	cmd.Stdout, cmd.Stderr = &out, &out // nutcracker prints it on stderr
-	if err := cmd.Run(); err != nil {
+	// The binary may have been written into the cache a moment ago (see execx).
+	err := execx.Run(ctx, func() *exec.Cmd {
+		cmd := exec.CommandContext(ctx, bin, "-V")
+		cmd.Stdout, cmd.Stderr = &out, &out // nutcracker prints it on stderr
+		return cmd
+	})
+	if err != nil {
 		var exit *exec.ExitError
 		if errors.As(err, &exit) {
 			return "", fmt.Errorf("%s -V: %w: %s", bin, err, firstLine(out.Bytes()))

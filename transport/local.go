@@ -11,6 +11,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"time"
+
+	"github.com/patchctl/patchctl/internal/execx"
 )
 
 // Local runs commands and writes files on this machine.
@@ -28,11 +30,14 @@ func (*Local) Run(ctx context.Context, argv []string, stdin io.Reader) (Result, 
 		return Result{}, errors.New("local: run: empty command")
 	}
 	var stdout, stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.Stdin = stdin
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	cmd.WaitDelay = waitDelay
-	err := cmd.Run()
+	// argv[0] may be a build Put a moment ago (see execx).
+	err := execx.Run(ctx, func() *exec.Cmd {
+		cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+		cmd.Stdin = stdin
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		cmd.WaitDelay = waitDelay
+		return cmd
+	})
 	res := Result{Stdout: stdout.Bytes(), Stderr: stderr.Bytes()}
 	if ctx.Err() != nil {
 		return res, fmt.Errorf("local: run %s: %w", argv[0], context.Cause(ctx))
