@@ -34,12 +34,23 @@ var Remote = []Fault{RateLimited, ServerError, Rejected, Down, Slow}
 const (
 	// RetryAfterSeconds is what a RateLimited receiver sends in Retry-After.
 	RetryAfterSeconds = 7
-	// Timeout is the per-call timeout a Target must configure on its notifier.
+	// Timeout is the per-call timeout a Target must configure on its notifier for the Slow
+	// fault (see TimeoutFor).
 	Timeout = 300 * time.Millisecond
 	// slowBound is how long a call may take against a Slow receiver: the timeout plus
-	// generous slack for a loaded CI machine, far below the receiver's own delay.
-	slowBound = Timeout + 3*time.Second
+	// generous slack for a loaded CI machine, far below the receiver's own delay (minutes).
+	slowBound = Timeout + 30*time.Second
 )
+
+// TimeoutFor is the per-call timeout a Target configures for fault f: short against a Slow
+// receiver, whose test is about that timeout; generous otherwise, so that a loaded machine's
+// slow answer is not mistaken for a timeout.
+func TimeoutFor(f Fault) time.Duration {
+	if f == Slow {
+		return Timeout
+	}
+	return time.Minute
+}
 
 // Setup is one notifier under test and what its receiver saw.
 type Setup struct {

@@ -78,7 +78,7 @@ func (f *fakeSlack) misbehave(w http.ResponseWriter, r *http.Request, reject fun
 		io.Copy(io.Discard, r.Body)
 		select {
 		case <-r.Context().Done():
-		case <-time.After(10 * time.Second):
+		case <-time.After(5 * time.Minute):
 		}
 		return true
 	case notifytest.Rejected:

@@ -40,13 +40,13 @@ func TestConformance(t *testing.T) {
 	t.Run("Webhook", func(t *testing.T) {
 		notifytest.Run(t, notifytest.Target{Faults: notifytest.Remote, New: func(t *testing.T, fault notifytest.Fault) notifytest.Setup {
 			f := newFakeSlack(t, fault)
-			return notifytest.Setup{Notifier: newWebhook(t, f), Received: f.Received, Secrets: []string{hookPath, "s3cr3tW3bh00kT0k3n"}}
+			return notifytest.Setup{Notifier: newWebhook(t, f, slack.WithTimeout(notifytest.TimeoutFor(fault))), Received: f.Received, Secrets: []string{hookPath, "s3cr3tW3bh00kT0k3n"}}
 		}})
 	})
 	t.Run("Bot", func(t *testing.T) {
 		notifytest.Run(t, notifytest.Target{Faults: notifytest.Remote, New: func(t *testing.T, fault notifytest.Fault) notifytest.Setup {
 			f := newFakeSlack(t, fault)
-			return notifytest.Setup{Notifier: newBot(t, f), Received: f.Received, Secrets: []string{botToken, "s3cr3tB0tT0k3n"}}
+			return notifytest.Setup{Notifier: newBot(t, f, slack.WithTimeout(notifytest.TimeoutFor(fault))), Received: f.Received, Secrets: []string{botToken, "s3cr3tB0tT0k3n"}}
 		}})
 	})
 }
