@@ -77,6 +77,8 @@ var readOnly = map[string]bool{
 	"inventory": true, "releases": true, "advisories": true, "version": true, "windows": true,
 	// Polls only observe (releases, the fleet) and record what they saw.
 	"poll": true, "inventory.poll": true,
+	// A rollout plan checks hosts without touching them.
+	"rollout.plan": true, "rollout.status": true, "rollout.list": true,
 }
 
 // access decides who may call changing methods.

@@ -26,7 +26,9 @@ import (
 	"github.com/patchctl/patchctl/inventory"
 	"github.com/patchctl/patchctl/notify"
 	"github.com/patchctl/patchctl/patching"
+	"github.com/patchctl/patchctl/rollout"
 	"github.com/patchctl/patchctl/store"
+	"github.com/patchctl/patchctl/waves"
 )
 
 // Version is patchctl's version, set at build time with -ldflags "-X ...app.Version=v1.2.3".
@@ -59,7 +61,7 @@ type App struct {
 	methods map[string]method
 	starts  map[string]starter // methods that run as operations
 	// upload stores a binary a client sent into the artifact cache (set by the rollout).
-	upload func(ctx context.Context, r io.Reader, sum, version string) (artifact.Artifact, error)
+	upload  func(ctx context.Context, r io.Reader, sum, version string) (artifact.Artifact, error)
 	ops     *Runner
 	started time.Time
 
@@ -82,6 +84,10 @@ type App struct {
 	listener  string // socket the daemon serves, once serving
 	// running counts jobs, loops and calls in progress: the store closes after them.
 	running runGroup
+
+	deployer  *rollout.Rollout // per-host deploys and rollbacks
+	artifacts *artifact.Cache
+	rollouts  *waves.Engine // fleet rollouts
 }
 
 // config is the configuration in force (Reload replaces it).
@@ -135,6 +141,7 @@ var components = []func(ctx context.Context, a *App) error{
 	setupTracker,
 	setupInventory,
 	setupRollout,
+	setupRollouts,
 	setupRetention,
 	setupWindows,
 	setupReload,

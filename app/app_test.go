@@ -17,7 +17,7 @@ import (
 	"github.com/patchctl/patchctl/store"
 )
 
-func testConfig(t *testing.T, extra string) *config.Config {
+func testConfig(t testing.TB, extra string) *config.Config {
 	t.Helper()
 	dir := t.TempDir()
 	cfg, err := config.Parse(filepath.Join(dir, "patchctl.yml"), strings.NewReader("data_dir: "+dir+"\nmetrics:\n  listen: 127.0.0.1:0\n"+extra))
@@ -30,7 +30,20 @@ func testConfig(t *testing.T, extra string) *config.Config {
 // startDaemon runs a daemon in the test and returns its addresses; it stops with the test.
 func startDaemon(t *testing.T, cfg *config.Config) app.Addrs {
 	t.Helper()
-	a, err := app.Open(context.Background(), cfg, app.Options{})
+	_, addrs := startDaemonApp(t, cfg)
+	return addrs
+}
+
+// startDaemonApp is startDaemon that also returns the App, for reading its store.
+func startDaemonApp(t testing.TB, cfg *config.Config) (*app.App, app.Addrs) {
+	t.Helper()
+	return startDaemonWith(t, cfg, app.Options{})
+}
+
+// startDaemonWith is startDaemonApp with options (a test clock).
+func startDaemonWith(t testing.TB, cfg *config.Config, opts app.Options) (*app.App, app.Addrs) {
+	t.Helper()
+	a, err := app.Open(context.Background(), cfg, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,13 +65,13 @@ func startDaemon(t *testing.T, cfg *config.Config) app.Addrs {
 	})
 	select {
 	case ad := <-ready:
-		return ad
+		return a, ad
 	case err := <-done:
 		t.Fatalf("daemon exited: %v", err)
 	case <-time.After(testenv.WaitTimeout):
 		t.Fatal("daemon did not start")
 	}
-	return app.Addrs{}
+	return nil, app.Addrs{}
 }
 
 func TestDaemonServesSocketAndMetrics(t *testing.T) {

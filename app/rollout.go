@@ -49,6 +49,7 @@ type OpReply struct {
 func setupRollout(_ context.Context, a *App) error {
 	r := rollout.New(a.store, rollout.Options{Logger: a.log.With("component", "rollout"), Now: a.now, OnStep: a.streamStep})
 	cache := artifact.New(a.config().Artifacts.Dir, a.log.With("component", "artifact"))
+	a.deployer, a.artifacts = r, cache
 
 	a.upload = func(ctx context.Context, r io.Reader, sum, version string) (artifact.Artifact, error) {
 		art, err := cache.Ingest(ctx, r, sum, version)
@@ -60,6 +61,9 @@ func setupRollout(_ context.Context, a *App) error {
 	handleOp(a, "deploy", func(ctx context.Context, args DeployArgs) ([]string, func(context.Context, *Op) (any, error), error) {
 		if args.Version == "" {
 			return nil, nil, &Error{Kind: KindUsage, Msg: "--version is required"}
+		}
+		if err := a.refuseLeased(ctx, args.Host, args.DryRun); err != nil {
+			return nil, nil, err
 		}
 		if err := a.knownHost(args.Host); err != nil {
 			return nil, nil, err
@@ -92,6 +96,9 @@ func setupRollout(_ context.Context, a *App) error {
 		}, nil
 	})
 	handleOp(a, "rollback", func(ctx context.Context, args RollbackArgs) ([]string, func(context.Context, *Op) (any, error), error) {
+		if err := a.refuseLeased(ctx, args.Host, false); err != nil {
+			return nil, nil, err
+		}
 		if err := a.knownHost(args.Host); err != nil {
 			return nil, nil, err
 		}
@@ -107,6 +114,21 @@ func setupRollout(_ context.Context, a *App) error {
 					return tx.PutHost(HostExpectedVersion, args.Host, res.Operation.ToVersion)
 				})
 			}
+			a.wake()
+			return opReply(res, nil, err)
+		}, nil
+	})
+	handleOp(a, "adopt", func(ctx context.Context, args HostArgs) ([]string, func(context.Context, *Op) (any, error), error) {
+		if err := a.knownHost(args.Host); err != nil {
+			return nil, nil, err
+		}
+		return []string{args.Host}, func(ctx context.Context, op *Op) (any, error) {
+			spec, closeT, err := a.hostSpec(ctx, args.Host)
+			if err != nil {
+				return nil, err
+			}
+			defer closeT()
+			res, err := r.Adopt(ctx, spec)
 			a.wake()
 			return opReply(res, nil, err)
 		}, nil

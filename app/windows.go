@@ -76,6 +76,7 @@ func setupWindows(ctx context.Context, a *App) error {
 	}
 	a.patch = patching.New(patching.Options{Store: a.store, Clock: patching.ClockFunc(a.now), Config: a.config,
 		Logger: a.log.With("component", "patching"),
+		Engine: patchEngine{e: a.rollouts, policies: func() config.Rollouts { return a.config().Rollouts }},
 		Hosts: func(ctx context.Context) ([]inventory.Exposure, error) {
 			rep, err := a.fleet.report(ctx)
 			return rep.Hosts, err
@@ -105,6 +106,17 @@ func setupWindows(ctx context.Context, a *App) error {
 			rep.Rollouts = append(rep.Rollouts, patchRollout(st))
 		}
 		return rep, err
+	})
+	a.addLoop(a.patchLoop)
+	// A tick on request: the demo and tests move their clock and ask for one at once.
+	handle(a, "patching.tick", func(ctx context.Context, _ struct{}) (any, error) {
+		a.mu.Lock()
+		serving := a.listener != ""
+		a.mu.Unlock()
+		if !serving {
+			return nil, &Error{Kind: KindFailed, Msg: "the patch scheduler runs in the daemon"}
+		}
+		return struct{}{}, a.patch.Tick(ctx)
 	})
 	handle(a, "rollout.approve", func(ctx context.Context, args RolloutIDArgs) (any, error) {
 		st, err := a.patch.Approve(ctx, args.ID)
@@ -186,4 +198,24 @@ func hasVersion(rels []store.Release, v string) bool {
 		}
 	}
 	return false
+}
+
+// patchInterval is how often the daemon's scheduler looks at the windows: their edges are
+// minutes apart, and every decision is idempotent, so a tick late by this much is harmless.
+const patchInterval = 15 * time.Second
+
+// patchLoop ticks the patch scheduler until ctx ends.
+func (a *App) patchLoop(ctx context.Context) {
+	t := time.NewTicker(patchInterval)
+	defer t.Stop()
+	for {
+		if err := a.patch.Tick(ctx); err != nil && ctx.Err() == nil {
+			a.log.Error("patch scheduler", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }

@@ -123,8 +123,12 @@ func usageErr(err error) error { return usageError{err} }
 
 func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
 
-// failure makes Main exit 1 without printing anything more (the command already reported).
-var errFailed = errors.New("failed")
+// errFailed makes Main exit 1 without printing anything more (the command already
+// reported); errReportedUsage does the same with exit 2.
+var (
+	errFailed        = errors.New("failed")
+	errReportedUsage = errors.New("bad arguments")
+)
 
 // Main runs one command line and returns the exit code.
 func Main(ctx context.Context, args []string, io IO) int {
@@ -258,6 +262,8 @@ func exitCode(env *Env, name string, err error) int {
 	switch {
 	case errors.Is(err, errFailed):
 		return ExitFailure
+	case errors.Is(err, errReportedUsage):
+		return ExitUsage
 	case errors.As(err, &ue), isConfigError(err):
 		code = ExitUsage
 	case errors.Is(err, store.ErrLocked), errors.Is(err, store.ErrCorrupt), errors.Is(err, store.ErrTooNew), errors.Is(err, errNoDaemon):

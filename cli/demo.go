@@ -12,8 +12,10 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing/fstest"
@@ -21,6 +23,7 @@ import (
 
 	"github.com/patchctl/patchctl/app"
 	"github.com/patchctl/patchctl/mirror"
+	"github.com/patchctl/patchctl/patching"
 )
 
 type demoCmd struct {
@@ -92,14 +95,50 @@ func (c *demoCmd) Run(ctx context.Context) error {
 	}
 	report.Dir = dir
 
+	// The second act (a fleet patched in its windows) needs root, the nutcracker packages,
+	// redis and memcached; as root the demo installs them the way the test suite does.
+	pre := findDemoPrereqs(c.env.Getenv)
+	if len(pre.missing) > 0 && pre.root && pre.installer != "" {
+		fmt.Fprintf(out, "installing what the fleet part needs (%s), the way the test suite does: bash %s\n", strings.Join(pre.missing, ", "), pre.installer)
+		install := exec.CommandContext(ctx, "bash", pre.installer)
+		install.Stdout, install.Stderr = c.env.Err, c.env.Err
+		if err := install.Run(); err != nil {
+			fmt.Fprintf(out, "  the installer failed: %v\n", err)
+		}
+		pre.check()
+	}
+	var fleet *demoFleet
+	var downloads http.Handler
+	if len(pre.missing) == 0 {
+		var err error
+		if downloads, err = demoDownloads(pre.bin); err != nil {
+			return err
+		}
+		fleet = &demoFleet{p: pre}
+		defer fleet.stop(dir)
+		// The unprivileged nutcracker user runs the hosts' proxies from under dir.
+		if err := os.Chmod(dir, 0o755); err != nil {
+			return err
+		}
+		if err := fleet.start(ctx, dir); err != nil {
+			return err
+		}
+	}
+
 	// A GitHub-compatible mirror of twemproxy's real history, first without 0.5.0.
-	before, err := withoutReleases(mirror.Twemproxy(), demoHeld)
+	before, err := editReleases(mirror.Twemproxy(), func(it map[string]any) bool { return !demoHeld[releaseTag(it)] })
 	if err != nil {
 		return err
 	}
 	var current atomic.Pointer[mirror.Server]
 	current.Store(mirror.New(before, mirror.Options{}))
-	gh, err := serveLoopback(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { current.Load().ServeHTTP(w, r) }))
+	gh, err := serveLoopback(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if downloads != nil && strings.HasPrefix(r.URL.Path, "/download/") {
+			downloads.ServeHTTP(w, r)
+			return
+		}
+		current.Load().ServeHTTP(w, r)
+	}))
 	if err != nil {
 		return err
 	}
@@ -129,7 +168,17 @@ slack:
 notify:
   interval: 200ms
   min_backoff: 200ms
+  # The demo's webhook has no rate limit, and every alert is shown on its own.
+  min_gap: 50ms
+  digest_after: 0
 `, filepath.Join(dir, "state"), gh.Addr(), slack.Addr())
+	if fleet != nil {
+		inv := filepath.Join(dir, "inventory.yml")
+		if err := os.WriteFile(inv, []byte(fleet.inventory()), 0o644); err != nil {
+			return err
+		}
+		cfgText += demoFleetConfig(inv, report.Mirror)
+	}
 	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o600); err != nil {
 		return err
 	}
@@ -143,7 +192,8 @@ notify:
 	fmt.Fprintf(out, "  GitHub-compatible mirror of twemproxy's history: %s (0.5.0 not published yet)\n", report.Mirror)
 	fmt.Fprintf(out, "  Slack-compatible webhook:                        %s\n\n", report.Webhook)
 
-	a, err := app.Open(ctx, cfg, app.Options{Logger: c.env.Logger()})
+	clock := &patching.JumpClock{}
+	a, err := app.Open(ctx, cfg, app.Options{Logger: c.env.Logger(), Now: clock.Now})
 	if err != nil {
 		return err
 	}
@@ -159,6 +209,12 @@ notify:
 		fmt.Fprintf(out, "daemon listening on %s (metrics on http://%s/metrics)\n", ad.Socket, ad.Metrics)
 	case err := <-served:
 		return fmt.Errorf("daemon: %w", err)
+	}
+
+	if fleet != nil {
+		if err := c.installFleet(ctx, fleet); err != nil {
+			return err
+		}
 	}
 
 	// Every step below is the CLI talking to the daemon over its socket. With -o json each
@@ -184,8 +240,18 @@ notify:
 		return err
 	}
 
-	fmt.Fprintf(out, "\nmirror: publishing v0.5.0-RC1 (pre-release) and 0.5.0\n")
-	current.Store(mirror.New(mirror.Twemproxy(), mirror.Options{}))
+	fmt.Fprintf(out, "\nmirror: publishing v0.5.0-RC1 (pre-release) and 0.5.0, its .deb as a release asset\n")
+	after, err := editReleases(mirror.Twemproxy(), func(it map[string]any) bool {
+		if releaseTag(it) == "0.5.0" {
+			it["assets"] = []map[string]any{{"name": "nutcracker_0.5.0.deb", "content_type": "application/vnd.debian.binary-package",
+				"browser_download_url": report.Mirror + "download/nutcracker_0.5.0.deb"}}
+		}
+		return true
+	})
+	if err != nil {
+		return err
+	}
+	current.Store(mirror.New(after, mirror.Options{}))
 	if err := step("poll", &pollCmd{env: c.env}); err != nil {
 		return err
 	}
@@ -203,6 +269,17 @@ notify:
 		return err
 	}
 	fmt.Fprintf(out, "\nalerts delivered to the webhook: %d (one summary, one per new release; none repeated)\n", hook.count.Load())
+	if fleet != nil {
+		if err := c.fleetAct(ctx, fleet, clock, step); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintf(out, "\nThe fleet part (local hosts patched in their windows, staging then production, a\n"+
+			"failing host rolled back, the rollout undone) did not run. Missing: %s.\n", strings.Join(pre.missing, "; "))
+		if !pre.root {
+			fmt.Fprintf(out, "Run the demo as root: it then installs nutcracker 0.4.1 and 0.5.0, redis and memcached itself.\n")
+		}
+	}
 	fmt.Fprintf(out, "\nNext, on your own fleet:\n")
 	for i, s := range demoNext {
 		fmt.Fprintf(out, "  %d. %s\n", i+1, s)
@@ -231,11 +308,22 @@ func resetDemoDir(dir string) error {
 	case !bytes.HasPrefix(data, []byte(demoMarker)):
 		return usagef("%s holds a patchctl.yml the demo did not write: choose an empty --dir", dir)
 	}
-	return os.RemoveAll(filepath.Join(dir, "state"))
+	// The state, and the hosts of the fleet part (their deploy roots belong to that state).
+	return errors.Join(os.RemoveAll(filepath.Join(dir, "state")), os.RemoveAll(filepath.Join(dir, "hosts")))
 }
 
-// withoutReleases returns fsys with the given tags removed from every JSON listing.
-func withoutReleases(fsys fs.FS, held map[string]bool) (fs.FS, error) {
+// releaseTag is a listed release's or tag's name.
+func releaseTag(it map[string]any) string {
+	if tag, _ := it["tag_name"].(string); tag != "" {
+		return tag
+	}
+	name, _ := it["name"].(string)
+	return name
+}
+
+// editReleases returns fsys with every JSON listing passed through keep, which may change an
+// item and says whether it stays.
+func editReleases(fsys fs.FS, keep func(item map[string]any) bool) (fs.FS, error) {
 	out := fstest.MapFS{}
 	err := fs.WalkDir(fsys, ".", func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
@@ -252,9 +340,7 @@ func withoutReleases(fsys fs.FS, held map[string]bool) (fs.FS, error) {
 			}
 			kept := items[:0]
 			for _, it := range items {
-				tag, _ := it["tag_name"].(string)
-				name, _ := it["name"].(string)
-				if !held[tag] && !(tag == "" && held[name]) {
+				if keep(it) {
 					kept = append(kept, it)
 				}
 			}

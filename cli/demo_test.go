@@ -18,9 +18,10 @@ import (
 	"github.com/patchctl/patchctl/mirror"
 )
 
-// TestDemo runs the README's first command and checks the flow it shows.
+// TestDemo runs the README's first command and checks the flow it shows. Without the
+// nutcracker packages it runs the tracker part and says what the fleet part is missing.
 func TestDemo(t *testing.T) {
-	code, out, errOut := run(t, nil, "demo")
+	code, out, errOut := run(t, map[string]string{"PATCHCTL_TESTBIN": filepath.Join(t.TempDir(), "none")}, "demo")
 	if code != cli.ExitOK {
 		t.Fatalf("demo: exit %d\n%s%s", code, out, errOut)
 	}
@@ -39,6 +40,45 @@ func TestDemo(t *testing.T) {
 	}
 	if strings.Count(out, "[slack]") != 3 {
 		t.Errorf("demo printed %d alerts, want 3:\n%s", strings.Count(out, "[slack]"), out)
+	}
+	if !strings.Contains(out, "The fleet part") || !strings.Contains(out, "Missing: nutcracker 0.4.1") {
+		t.Errorf("demo does not say what the fleet part is missing:\n%s", out)
+	}
+}
+
+// TestDemoWholeLoop runs the demo with the nutcracker packages: the whole job on local hosts,
+// from the alert to production and back.
+func TestDemoWholeLoop(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("the demo's fleet runs nutcracker as the unprivileged nutcracker user: run as root (CI does)")
+	}
+	code, out, errOut := run(t, map[string]string{"PATCHCTL_TESTBIN": testenv.BinDir()}, "demo")
+	if code != cli.ExitOK {
+		t.Fatalf("demo: exit %d\n%s%s", code, out, errOut)
+	}
+	for _, want := range []string{
+		"[slack] [SECURITY] twitter/twemproxy 0.5.0 released",
+		"its .deb as a release asset",
+		"is exposed to",
+		"demo clock: jumping to",
+		"when the staging window opens",
+		"the daemon started rollout",
+		"staging     passed",
+		"waiting for approval: patchctl rollout approve",
+		"approved: its production waves run in the next production window",
+		"when the production window opens",
+		"prod-3: deploy of 0.5.0 rolled back to 0.4.1",
+		"rollback-smoke",
+		"rolled_back",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("demo output lacks %q", want)
+		}
+	}
+	// After rollback --rollout every host runs 0.4.1 again.
+	inv := out[strings.LastIndex(out, "$ patchctl inventory --poll"):]
+	if strings.Count(inv, " 0.4.1 ") < 4 || strings.Contains(inv, " 0.5.0  0.5.0") {
+		t.Errorf("after the rollback the inventory shows:\n%s", inv)
 	}
 }
 

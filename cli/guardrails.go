@@ -46,9 +46,11 @@ func (c *lintCmd) Run(context.Context) error {
 		target = v
 	}
 	r := lint.NewReport(target)
+	var unreadable []string
 	for _, f := range c.files {
+		// One unreadable file must not hide the others' findings: it is a finding too.
 		if err := r.AddFile(f); err != nil {
-			return usageErr(err)
+			unreadable = append(unreadable, err.Error())
 		}
 	}
 	if err := r.Write(c.env.Out, c.env.Output); err != nil {
@@ -57,7 +59,14 @@ func (c *lintCmd) Run(context.Context) error {
 	if errs, warns := r.Counts(); c.env.Output == "text" && errs+warns > 0 {
 		fmt.Fprintf(c.env.Err, "%d error(s), %d warning(s) for nutcracker %s\n", errs, warns, target)
 	}
-	if r.HasErrors() {
+	switch {
+	case len(unreadable) > 0:
+		// The worst outcome decides the exit code: a file that is not there is a bad argument.
+		for _, msg := range unreadable {
+			fmt.Fprintf(c.env.Err, "patchctl lint: %s\n", msg)
+		}
+		return errReportedUsage
+	case r.HasErrors():
 		return errFailed
 	}
 	return nil
@@ -146,7 +155,7 @@ func (c *checkConnectCmd) Run(ctx context.Context) error {
 		return err
 	}
 	if failed > 0 {
-		fmt.Fprintf(c.env.Err, "%d of %d servers unreachable\n", failed, len(rows))
+		fmt.Fprintf(c.env.Err, "%d of %d servers failed the check\n", failed, len(rows))
 		return errFailed
 	}
 	return nil

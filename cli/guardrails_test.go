@@ -1,15 +1,19 @@
 package cli_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/patchctl/patchctl/cli"
 	"github.com/patchctl/patchctl/internal/testenv"
+
+	"github.com/patchctl/patchctl/lint"
 )
 
 func writeFile(t *testing.T, name, content string) string {
@@ -92,5 +96,93 @@ func TestCheckConnectAndRouting(t *testing.T) {
 	}
 	if code, _, errOut := run(t, nil, "routing", "verify", path); code != cli.ExitUsage || !strings.Contains(errOut, "--pool") {
 		t.Fatalf("routing verify without --pool on a 2-pool file: exit %d %s", code, errOut)
+	}
+}
+
+// TestGuardrailFidelity runs configurations nutcracker 0.5.0 accepts but that are almost
+// always mistakes: patchctl lint warns (and reports no error, as nutcracker accepts them),
+// and routing verify through the real nutcracker finds every key where patchctl predicts,
+// so the routing model hashes them exactly as nutcracker does.
+func TestGuardrailFidelity(t *testing.T) {
+	r1, r2, r3 := testenv.Redis(t), testenv.Redis(t), testenv.Redis(t)
+	long := strings.Repeat("n", 290)
+	cases := []struct {
+		name    string
+		servers []string
+		rule    string
+	}{
+		// A line ending in a space has an explicit empty name: nutcracker hashes "" (not the
+		// address), and patchctl must predict the same.
+		{"empty name", []string{`"` + r1.Addr + `:1 "`, r2.Addr + ":1 b", r3.Addr + ":1 c"}, lint.RuleEmptyServerName},
+		// One backend under two names is placed twice: double weight.
+		{"same address twice", []string{r1.Addr + ":1 a", r1.Addr + ":1 a2", r2.Addr + ":1 b"}, lint.RuleDuplicateAddress},
+		// 0.5.0 truncates "<name>-<i>" to 272 bytes on the ketama ring.
+		{"long name", []string{r1.Addr + ":1 " + long + "1", r2.Addr + ":1 " + long + "2", r3.Addr + ":1 c"}, lint.RuleLongServerName},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			listen := testenv.Addr(testenv.FreePort(t))
+			conf := fmt.Sprintf("p:\n  listen: %s\n  redis: true\n  hash: fnv1a_64\n  distribution: ketama\n  timeout: 400\n  servers:\n   - %s\n",
+				listen, strings.Join(c.servers, "\n   - "))
+			path := writeFile(t, "nutcracker.yml", conf)
+			ok, output, err := testenv.CheckConfig(context.Background(), testenv.Nutcracker(t, "0.5.0"), path)
+			if err != nil || !ok {
+				t.Fatalf("nutcracker 0.5.0 -t refuses the case: %v %s", err, output)
+			}
+			code, out, errOut := run(t, nil, "lint", "-o", "json", "--target-version", "0.5.0", path)
+			var rep struct {
+				Errors   int
+				Findings []struct{ Rule string }
+			}
+			if code != cli.ExitOK || json.Unmarshal([]byte(out), &rep) != nil || rep.Errors != 0 {
+				t.Fatalf("lint: exit %d (nutcracker accepts the file)\n%s%s", code, out, errOut)
+			}
+			if !slices.ContainsFunc(rep.Findings, func(f struct{ Rule string }) bool { return f.Rule == c.rule }) {
+				t.Fatalf("lint does not warn %s:\n%s", c.rule, out)
+			}
+			testenv.StartNutcracker(t, "0.5.0", conf, listen)
+			code, out, errOut = run(t, nil, "routing", "verify", path, "--keys", "600")
+			if code != cli.ExitOK || !strings.Contains(out, "0 mismatches") {
+				t.Fatalf("routing verify through nutcracker 0.5.0: exit %d\n%s%s", code, out, errOut)
+			}
+		})
+	}
+}
+
+// TestLintReportsEveryFile: an unreadable file among several is reported, and so are the
+// findings of the others; the exit code is the worst (2: a bad argument).
+func TestLintReportsEveryFile(t *testing.T) {
+	a := writeFile(t, "a.yml", "alpha:\n  listen: 127.0.0.1:22121\n  redis: True\n  timeout: 400\n  servers:\n   - 127.0.0.1:6379:1\n")
+	b := writeFile(t, "b.yml", "beta:\n  listen: 127.0.0.1:22122\n  servers:\n   - 127.0.0.1:6379:1\n")
+	code, out, errOut := run(t, nil, "lint", a, "/nonexistent/missing.yml", b)
+	if code != cli.ExitUsage {
+		t.Fatalf("exit %d, want 2\n%s%s", code, out, errOut)
+	}
+	for _, want := range []string{"a.yml:3:10: error: invalid-bool", "missing.yml:1:1: error: read: cannot read the file", "b.yml:1:1: warning: no-timeout"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(errOut, "lint: lint:") {
+		t.Errorf("doubled prefix: %s", errOut)
+	}
+}
+
+// TestCheckConnectWrongProtocol: a server that answers in the other protocol is named as
+// such, not as unreachable.
+func TestCheckConnectWrongProtocol(t *testing.T) {
+	r, mc := testenv.Redis(t), testenv.Memcached(t)
+	path := writeFile(t, "swapped.yml", fmt.Sprintf("r:\n  listen: 127.0.0.1:%d\n  redis: true\n  servers:\n   - %s:1\nm:\n  listen: 127.0.0.1:%d\n  servers:\n   - %s:1\n",
+		testenv.FreePort(t), mc.Addr, testenv.FreePort(t), r.Addr))
+	code, out, errOut := run(t, nil, "check", "connect", path, "-o", "json")
+	var rows []struct{ Pool, Error string }
+	if code != cli.ExitFailure || json.Unmarshal([]byte(out), &rows) != nil || len(rows) != 2 {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+	for _, row := range rows {
+		want := map[string]string{"r": "not a redis server", "m": "not a memcached server"}[row.Pool]
+		if !strings.Contains(row.Error, want) || strings.Contains(row.Error, "redigo") {
+			t.Errorf("pool %s: error %q, want %q", row.Pool, row.Error, want)
+		}
 	}
 }

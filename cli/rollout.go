@@ -72,24 +72,52 @@ func (c *deployCmd) upload(ctx context.Context) error {
 }
 
 type rollbackCmd struct {
-	env    *Env
-	args   app.RollbackArgs
-	detach bool
+	env     *Env
+	args    app.RollbackArgs
+	detach  bool
+	rollout string
 }
 
 func newRollbackCmd(env *Env, fs *flag.FlagSet) Command {
 	c := &rollbackCmd{env: env}
 	fs.StringVar(&c.args.Host, "host", "", "inventory `host` to roll back (required)")
 	fs.StringVar(&c.args.To, "to", "", "a `version` or slot to go back to (default: the previous good build)")
+	fs.StringVar(&c.rollout, "rollout", "", "put every host of this rollout `ID` back on what it ran before")
 	detachFlag(fs, &c.detach)
 	return c
 }
 
 func (c *rollbackCmd) Run(ctx context.Context) error {
+	if c.rollout != "" {
+		if c.args.Host != "" || c.args.To != "" {
+			return usagef("--rollout takes no --host or --to")
+		}
+		return (&rolloutControlCmd{env: c.env, method: "rollout.rollback", args: app.RolloutArgs{ID: c.rollout}}).Run(ctx)
+	}
+	if c.args.Host == "" {
+		return usagef("--host (or --rollout) is required")
+	}
+	return c.env.runOp(ctx, "rollback", c.args, c.detach)
+}
+
+type adoptCmd struct {
+	env    *Env
+	args   app.HostArgs
+	detach bool
+}
+
+func newAdoptCmd(env *Env, fs *flag.FlagSet) Command {
+	c := &adoptCmd{env: env}
+	fs.StringVar(&c.args.Host, "host", "", "inventory `host` whose running nutcracker to adopt (required)")
+	detachFlag(fs, &c.detach)
+	return c
+}
+
+func (c *adoptCmd) Run(ctx context.Context) error {
 	if c.args.Host == "" {
 		return usagef("--host is required")
 	}
-	return c.env.runOp(ctx, "rollback", c.args, c.detach)
+	return c.env.runOp(ctx, "adopt", c.args, c.detach)
 }
 
 // showOp prints an operation's outcome, with its steps unless they were streamed; a
@@ -105,10 +133,13 @@ func (e *Env) showOp(rep app.OpReply, streamed bool) error {
 			}
 			return
 		case rep.Unchanged:
-			fmt.Fprintf(w, "%s already runs %s: nothing to do\n", op.Host, op.ToVersion)
+			fmt.Fprintf(w, "%s already runs and serves %s: nothing to do\n", op.Host, op.ToVersion)
 			return
 		}
 		fmt.Fprintf(w, "%s %s on %s: %s → %s: %s\n", op.Kind, op.ID, op.Host, dash(op.FromVersion), op.ToVersion, op.State)
+		if op.ProxyDown {
+			fmt.Fprintf(w, "no nutcracker answered on %s's stats port when the %s began\n", op.Host, op.Kind)
+		}
 		if !streamed {
 			writeSteps(w, op.Steps)
 		}

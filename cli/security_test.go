@@ -198,7 +198,8 @@ func TestChangesNeedAnAllowedUser(t *testing.T) {
 	if code, out := asNobody(restricted, "status"); code != cli.ExitOK || !strings.Contains(out, "daemon") {
 		t.Fatalf("status as nobody: exit %d\n%s", code, out)
 	}
-	for _, args := range [][]string{{"abort", "op-1"}, {"reload"}} {
+	for _, args := range [][]string{{"abort", "op-1"}, {"reload"}, {"notify", "retry", "--all"},
+		{"deploy", "--host", "proxy-1", "--version", "0.5.0"}, {"rollback", "--host", "proxy-1"}} {
 		code, out := asNobody(restricted, args...)
 		if code != cli.ExitFailure || !strings.Contains(out, "uid 65534 (nobody) may not call") || !strings.Contains(out, "api.allow_users") {
 			t.Errorf("%v as nobody: exit %d\n%s", args, code, out)

@@ -29,6 +29,7 @@ type Config struct {
 	Notify      Notify        `yaml:"notify" json:"notify"`
 	Inventory   Inventory     `yaml:"inventory" json:"inventory"`
 	Artifacts   Artifacts     `yaml:"artifacts" json:"artifacts"`
+	Rollouts    Rollouts      `yaml:"rollouts" json:"rollouts"`
 	Retention   Retention     `yaml:"retention" json:"retention"`
 	Patching    Patching      `yaml:"patching" json:"patching"`
 	Shutdown    time.Duration `yaml:"shutdown_timeout" json:"shutdown_timeout"`
@@ -150,6 +151,7 @@ func Default() Config {
 			MinGap: time.Second, DigestAfter: 10},
 		Retention: Retention{Events: 90 * 24 * time.Hour, Delivered: 30 * 24 * time.Hour, HTTPCache: 30 * 24 * time.Hour},
 		Inventory: defaultInventory(),
+		Rollouts:  defaultRollouts(),
 		Patching:  Patching{Reminder: 24 * time.Hour},
 		Shutdown:  10 * time.Second,
 	}

@@ -160,6 +160,7 @@ func (c *Config) validate() Errors {
 	}
 	c.validateInventory(fail)
 	c.validateArtifacts(fail)
+	c.validateRollouts(fail)
 	c.validatePatching(fail)
 	c.validateRanges(fail)
 	if c.Shutdown <= 0 {

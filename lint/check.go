@@ -387,12 +387,26 @@ func (c *checker) servers(p *nutconf.Pool) {
 	}
 	byName := map[string]nutconf.Server{}
 	byLine := map[string]nutconf.Server{}
+	byAddr := map[string]nutconf.Server{}
 	for _, s := range p.Servers {
 		if c.f.emptyValues && s.Raw == "" {
 			continue // reported as an empty value
 		}
 		c.server(s)
 		name := s.HashName()
+		if s.Err == nil {
+			// nutcracker compares hash names only: one backend under two names is accepted
+			// and placed twice.
+			if first, ok := byAddr[s.Address()]; ok && first.HashName() != name && !c.f.dupByLine {
+				c.warnf(s.Pos, RuleDuplicateAddress, "backend %s is listed twice, as %q and %q (line %d): it gets both weights, twice its share of keys",
+					s.Address(), name, first.HashName(), first.Pos.Line)
+			} else if !ok {
+				byAddr[s.Address()] = s
+			}
+			if c.f.serverNames && s.HasName && s.Name == "" {
+				c.warnf(s.Pos, RuleEmptyServerName, "server %q ends in a space: its name is empty and nutcracker hashes it as '' instead of its address (remove the trailing space, or name it)", s.Raw)
+			}
+		}
 		if first, ok := byName[name]; ok {
 			c.errorf(s.Pos, RuleDuplicateServer, "servers %q and %q (line %d) have the same hash name %q", s.Raw, first.Raw, first.Pos.Line, name)
 		} else {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -39,11 +40,18 @@ func (r *Report) Add(filename string, data []byte) {
 	r.Findings = append(r.Findings, Check(filename, data, r.Target)...)
 }
 
-// AddFile reads and lints a file.
+// AddFile reads and lints a file. A file that cannot be read is an error finding (rule
+// "read") and the returned error, so that the other files' findings are still reported.
 func (r *Report) AddFile(path string) error {
 	data, err := nutconf.ReadFile(path)
 	if err != nil {
-		return fmt.Errorf("lint: %w", err)
+		msg := err.Error()
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			msg = pe.Err.Error()
+		}
+		r.Findings = append(r.Findings, Finding{File: path, Line: 1, Column: 1, Severity: SeverityError, Rule: RuleRead, Message: "cannot read the file: " + msg})
+		return err
 	}
 	r.Add(path, data)
 	return nil

@@ -35,14 +35,15 @@ func TestReportText(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
-	if len(lines) != 2 || !strings.HasSuffix(lines[0], `:4:10: error: invalid-bool: redis: "True" is not "true" or "false" (lowercase, exactly)`) ||
-		!strings.Contains(lines[1], ":5:3: warning: client-connections-ignored: ") {
+	if len(lines) != 3 || !strings.HasSuffix(lines[0], `:4:10: error: invalid-bool: redis: "True" is not "true" or "false" (lowercase, exactly)`) ||
+		!strings.Contains(lines[1], ":5:3: warning: client-connections-ignored: ") ||
+		!strings.HasSuffix(lines[2], "missing.yml:1:1: error: read: cannot read the file: no such file or directory") {
 		t.Errorf("text output:\n%s", b.String())
 	}
 	if !r.HasErrors() {
 		t.Error("HasErrors = false")
 	}
-	if e, w := r.Counts(); e != 1 || w != 1 {
+	if e, w := r.Counts(); e != 2 || w != 1 {
 		t.Errorf("Counts = %d, %d", e, w)
 	}
 }
@@ -61,7 +62,7 @@ func TestReportJSON(t *testing.T) {
 	if err := json.Unmarshal(b.Bytes(), &got); err != nil {
 		t.Fatalf("%v\n%s", err, b.String())
 	}
-	if got.Target != "0.5.0" || got.Errors != 1 || got.Warnings != 1 || len(got.Findings) != 2 ||
+	if got.Target != "0.5.0" || got.Errors != 2 || got.Warnings != 1 || len(got.Findings) != 3 ||
 		got.Findings[0].Rule != RuleInvalidBool || got.Findings[0].Line != 4 || got.Findings[0].Column != 10 {
 		t.Errorf("json report: %+v", got)
 	}

@@ -55,6 +55,9 @@ const (
 	RuleRedisDBAuth       = "redis-db-auth"
 	RuleOpenListen        = "open-listen-no-auth"
 	RuleLongServerName    = "long-server-name"
+	RuleDuplicateAddress  = "duplicate-address"
+	RuleRead              = "read"
+	RuleEmptyServerName   = "empty-server-name"
 	RuleNumberOverflow    = "number-overflow"
 	RuleListenPerm        = "listen-perm-not-octal"
 	RuleListenDNS         = "listen-needs-dns"
@@ -80,6 +83,7 @@ var rules = []Rule{
 	{RuleZeroWeight, SeverityError, "a server weight of 0 is refused (0.4.0 and later)"},
 	{RuleNoServers, SeverityError, "every pool needs at least one server"},
 	{RuleDuplicateServer, SeverityError, "two servers of a pool have the same hash name"},
+	{RuleRead, SeverityError, "a file could not be read"},
 	{RuleDuplicateListen, SeverityError, "two pools have the same listen string"},
 	{RuleDuplicatePool, SeverityError, "two pools have the same name"},
 	{RuleRedisAuthMemcache, SeverityError, "redis_auth is only valid with redis: true (0.4.1 and later)"},
@@ -95,7 +99,9 @@ var rules = []Rule{
 	{RuleRedisDBUnix, SeverityWarning, "redis_db is not applied to unix-socket backends"},
 	{RuleRedisDBAuth, SeverityWarning, "redis_db fails with backends that need AUTH (SELECT is sent before AUTH)"},
 	{RuleOpenListen, SeverityWarning, "the pool listens on all interfaces without redis_auth"},
-	{RuleLongServerName, SeverityWarning, "server names over 80 bytes overflow the ketama buffer in 0.4.1 and older"},
+	{RuleLongServerName, SeverityWarning, "server names over 80 bytes overflow the ketama buffer in 0.4.1 and older; over 270 bytes 0.5.0 truncates them on the ketama ring"},
+	{RuleDuplicateAddress, SeverityWarning, "the same backend listed twice under two names gets both weights: twice its share of keys"},
+	{RuleEmptyServerName, SeverityWarning, "a server line ending in a space has an empty name, and nutcracker hashes it as ''"},
 	{RuleNumberOverflow, SeverityWarning, "numbers past 2^31-1 silently wrap around"},
 	{RuleListenPerm, SeverityWarning, "unix listen permissions that are not octal digits are read as something else"},
 	{RuleListenDNS, SeverityWarning, "the listen host needs name resolution, which nutcracker does at startup; not verified"},

@@ -43,14 +43,23 @@ func (c *checker) poolWarnings(p *nutconf.Pool, listen nutconf.Value, hasListen 
 			c.warnf(listen.Pos, RuleOpenListen, "listen %q accepts connections on every interface and the pool has no redis_auth", listen.Text)
 		}
 	}
-	if c.f.shortKetamaBuf {
-		for _, s := range p.Servers {
-			if s.Err == nil && len(s.HashName()) > 80 {
-				c.warnf(s.Pos, RuleLongServerName, "server name is %d bytes: nutcracker %s overruns its ketama buffer past 80 (fixed in 0.5.0)", len(s.HashName()), c.target)
-			}
+	for _, s := range p.Servers {
+		if s.Err != nil {
+			continue
+		}
+		switch n := len(s.HashName()); {
+		case c.f.shortKetamaBuf && n > 80:
+			c.warnf(s.Pos, RuleLongServerName, "server name is %d bytes: nutcracker %s overruns its ketama buffer past 80 (fixed in 0.5.0)", n, c.target)
+		case !c.f.shortKetamaBuf && dist == "ketama" && n > maxKetamaName:
+			c.warnf(s.Pos, RuleLongServerName, "server name is %d bytes: nutcracker %s truncates \"<name>-<i>\" to 272 bytes on its ketama ring, so past %d bytes the name's points lose their index (keep names under %d bytes)",
+				n, c.target, maxKetamaName, maxKetamaName+1)
 		}
 	}
 }
+
+// maxKetamaName is the longest name whose "<name>-<i>" strings 0.5.0 keeps whole for
+// i < 10: its ketama buffer holds 272 bytes.
+const maxKetamaName = 270
 
 func allInterfaces(host string) bool {
 	switch strings.ToLower(host) {

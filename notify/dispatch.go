@@ -3,6 +3,7 @@ package notify
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -91,31 +92,84 @@ func (p *pass) flush(ctx context.Context) (FlushResult, error) {
 	}
 	now := p.now()
 	due := items[:0]
+	// A thread whose earlier message still waits holds its later ones back, so a reply
+	// never comes before the message it replies to.
+	held := map[string]bool{}
 	for _, it := range items {
 		if !it.NextAttempt.After(now) {
 			due = append(due, it)
+		} else if t := threadOf(it.Payload); t != "" {
+			held[t] = true
 		}
 	}
 	if p.DigestAfter > 0 && len(due) > p.DigestAfter {
 		return res, p.digest(ctx, due, &res)
 	}
 	for _, it := range due {
+		thread := threadOf(it.Payload)
+		if held[thread] {
+			continue
+		}
 		if err := p.pace(ctx); err != nil {
 			return res, err
 		}
 		msg, err := Render(it.Payload)
+		started := threadRef{key: thread}
 		if err == nil {
-			err = p.Notifier.Notify(ctx, msg)
+			started.ref, err = p.send(ctx, thread, msg)
 		}
-		limited, werr := p.record(ctx, []store.OutboxItem{it}, msg.Headline(), err, &res)
+		limited, werr := p.record(ctx, []store.OutboxItem{it}, msg.Headline(), err, &res, started)
 		if werr != nil {
 			return res, werr
+		}
+		if err != nil && thread != "" {
+			held[thread] = true
 		}
 		if limited {
 			break
 		}
 	}
 	return res, nil
+}
+
+// Threader is a Notifier that can reply in a thread (a Slack bot). PostThreaded posts m
+// as a reply to parent, a reference it returned before, or as a new message when parent
+// is ""; it returns the reference of the message it posted.
+type Threader interface {
+	Notifier
+	PostThreaded(ctx context.Context, m Message, parent string) (ref string, err error)
+}
+
+// threadRef is where the first message of a thread was posted.
+type threadRef struct{ key, ref string }
+
+func threadOf(payload []byte) string {
+	var e struct {
+		Thread string `json:"thread"`
+	}
+	_ = json.Unmarshal(payload, &e)
+	return e.Thread
+}
+
+// send delivers one message, in its thread when it has one and the notifier threads; it
+// returns the reference of a thread it started.
+func (p *pass) send(ctx context.Context, thread string, msg Message) (string, error) {
+	t, ok := p.Notifier.(Threader)
+	if !ok || thread == "" {
+		return "", p.Notifier.Notify(ctx, msg)
+	}
+	var parent string
+	if err := p.Store.View(ctx, func(tx *store.Tx) (err error) {
+		parent, err = tx.Thread(thread)
+		return err
+	}); err != nil {
+		return "", err
+	}
+	ref, err := t.PostThreaded(ctx, msg, parent)
+	if err != nil || parent != "" {
+		return "", err
+	}
+	return ref, nil
 }
 
 // pace waits until Gap has passed since the last message.
@@ -141,7 +195,7 @@ func (p *pass) digest(ctx context.Context, due []store.OutboxItem, res *FlushRes
 	for _, it := range due {
 		msg, err := Render(it.Payload)
 		if err != nil {
-			if _, werr := p.record(ctx, []store.OutboxItem{it}, "", err, res); werr != nil {
+			if _, werr := p.record(ctx, []store.OutboxItem{it}, "", err, res, threadRef{}); werr != nil {
 				return werr
 			}
 			continue
@@ -159,7 +213,7 @@ func (p *pass) digest(ctx context.Context, due []store.OutboxItem, res *FlushRes
 	if err == nil {
 		res.Digests++
 	}
-	_, werr := p.record(ctx, items, m.Headline(), err, res)
+	_, werr := p.record(ctx, items, m.Headline(), err, res, threadRef{})
 	return werr
 }
 
@@ -222,9 +276,10 @@ func severityRank(s Severity) int {
 	return slices.Index([]Severity{SeverityInfo, SeverityWarning, SeverityCritical}, s)
 }
 
-// record stores the outcome of one delivery (of one message or of a digest of items) and
-// reports whether the receiver rate-limited us; the digest's items share its fate.
-func (p *pass) record(ctx context.Context, items []store.OutboxItem, headline string, err error, res *FlushResult) (bool, error) {
+// record stores the outcome of one delivery (of one message or of a digest of items),
+// with the thread it started if any, and reports whether the receiver rate-limited us;
+// the digest's items share its fate.
+func (p *pass) record(ctx context.Context, items []store.OutboxItem, headline string, err error, res *FlushResult, started threadRef) (bool, error) {
 	now := p.now()
 	if !errors.Is(err, context.Canceled) {
 		p.d.last = now
@@ -239,6 +294,11 @@ func (p *pass) record(ctx context.Context, items []store.OutboxItem, headline st
 	}
 	wait := max(retryAfter, p.backoff(items[0].Attempts+1))
 	werr := p.Store.Update(context.WithoutCancel(ctx), func(tx *store.Tx) error {
+		if started.ref != "" {
+			if err := tx.PutThread(started.key, started.ref); err != nil {
+				return err
+			}
+		}
 		for _, it := range items {
 			it.Attempts++
 			ev := store.Event{Subject: it.Key, Fields: map[string]string{"attempt": fmt.Sprint(it.Attempts)}}

@@ -22,6 +22,10 @@ type Envelope struct {
 	Security int             `json:"security,omitempty"`
 	// Operation is a deploy or rollback outcome; its fields sit at the top level.
 	*Operation
+	Rollout *RolloutNote `json:"rollout,omitempty"`
+	// Thread groups messages: a Slack bot replies in the thread of the first message
+	// sent with the same Thread.
+	Thread string `json:"thread,omitempty"`
 }
 
 // Encode serialises an envelope for tx.Enqueue.

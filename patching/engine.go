@@ -8,6 +8,7 @@ package patching
 
 import (
 	"context"
+	"sync"
 	"time"
 )
 
@@ -28,9 +29,36 @@ type ClockFunc func() time.Time
 // Now calls f.
 func (f ClockFunc) Now() time.Time { return f() }
 
+// JumpClock runs like the real clock from wherever it was last set: the demo jumps to a
+// window's opening, and deploys and soaks then take their real seconds. Before the first
+// Set it is the real clock.
+type JumpClock struct {
+	mu    sync.Mutex
+	base  time.Time
+	setAt time.Time
+}
+
+// Now is the time set plus the real time elapsed since.
+func (c *JumpClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.base.IsZero() {
+		return time.Now()
+	}
+	return c.base.Add(time.Since(c.setAt))
+}
+
+// Set moves the clock to t.
+func (c *JumpClock) Set(t time.Time) {
+	c.mu.Lock()
+	c.base, c.setAt = t, time.Now()
+	c.mu.Unlock()
+}
+
 var (
 	_ Clock = RealClock{}
 	_ Clock = ClockFunc(nil)
+	_ Clock = (*JumpClock)(nil)
 )
 
 // Rollout states as the engine reports them.

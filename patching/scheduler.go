@@ -179,14 +179,14 @@ func decide(f facts, o window.Occurrence, at time.Time) Decision {
 	d.Candidate, d.FastTrack = c.Version, c.FastTrack
 	d.Hosts = behind(f.hosts, c.Version, o.Window.Environments)
 	switch {
+	case len(d.Hosts) == 0:
+		d.Why = fmt.Sprintf("all hosts run %s or newer", c.Version)
+		return d
 	case kind == window.Production:
 		d.Why = fmt.Sprintf("%s has not passed staging yet: it starts in the next staging window", c.Version)
 		return d
 	case kind == window.Security && c.FastTrack == "":
 		d.Why = fmt.Sprintf("%s is not a security fix at the policy's threshold; security windows are for the fast track", c.Version)
-		return d
-	case len(d.Hosts) == 0:
-		d.Why = fmt.Sprintf("all hosts run %s or newer", c.Version)
 		return d
 	case at.Before(c.ReadyAt):
 		d.Action, d.Until = ActionWait, c.ReadyAt

@@ -3,7 +3,9 @@ package probe
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -59,7 +61,11 @@ func (s *memcacheStore) ping(ctx context.Context) error {
 	if err := s.arm(ctx); err != nil {
 		return err
 	}
-	return s.mc.Ping()
+	err := s.mc.Ping()
+	if err != nil && strings.Contains(err.Error(), "unexpected response line") {
+		return fmt.Errorf("%w: it does not answer version as memcached does (a redis server?)", ErrNotMemcached)
+	}
+	return err
 }
 
 func (s *memcacheStore) set(ctx context.Context, keys []string, value []byte, ttl time.Duration) error {

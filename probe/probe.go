@@ -54,6 +54,13 @@ func (t Target) network() string {
 	return "tcp"
 }
 
+// ErrNotRedis and ErrNotMemcached: the server answered, but in another protocol than the
+// pool's (memcached behind a redis pool, or the other way round).
+var (
+	ErrNotRedis     = errors.New("not a redis server")
+	ErrNotMemcached = errors.New("not a memcached server")
+)
+
 // Error says which target failed, doing what.
 type Error struct {
 	Addr     string

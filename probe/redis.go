@@ -2,8 +2,10 @@ package probe
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/gomodule/redigo/redis"
@@ -34,6 +36,12 @@ func newRedis(ctx context.Context, nc net.Conn, t Target) (*redisStore, error) {
 func (s *redisStore) ping(ctx context.Context) error {
 	reply, err := redis.String(redis.DoContext(s.c, ctx, "PING"))
 	if err != nil {
+		// redigo reports an answer that is not RESP at all (memcached's "ERROR") with its own
+		// prefix; a redis error reply or a network error is something else.
+		var re redis.Error
+		if !errors.As(err, &re) && strings.HasPrefix(err.Error(), "redigo: ") {
+			return fmt.Errorf("%w: it does not answer PING in the redis protocol (a memcached server?)", ErrNotRedis)
+		}
 		return err
 	}
 	if reply != "PONG" {

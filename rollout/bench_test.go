@@ -17,6 +17,7 @@ import (
 // benchHost is a host that runs 0.5.0 with 0.4.1 as its previous good build.
 func benchHost(b *testing.B) (*Rollout, hostEnv) {
 	e := newHost(b, startBackends(b), "")
+	e.Interval = DefaultStatsInterval // what a production pidfile host runs: smoke tests do not wait for it
 	r := New(openStore(b, e.Store), Options{})
 	ctx := ctxT(b)
 	for _, v := range []string{"0.4.1", "0.5.0"} {
@@ -27,14 +28,26 @@ func benchHost(b *testing.B) (*Rollout, hostEnv) {
 	return r, e
 }
 
-// BenchmarkRollback is the wall time of Rollback, from the call to the smoke test passed.
+// BenchmarkRollback is the wall time of Rollback, from the call to the smoke test passed,
+// in process, on a host reached locally and over SSH (a real sshd on loopback).
 func BenchmarkRollback(b *testing.B) {
-	r, e := benchHost(b)
-	ctx := ctxT(b)
-	for b.Loop() {
-		if _, err := r.Rollback(ctx, e.spec(), ""); err != nil {
-			b.Fatal(err)
-		}
+	for _, tc := range []struct {
+		name string
+		spec func(hostEnv) HostSpec
+	}{
+		{"local", hostEnv.spec},
+		{"ssh", func(e hostEnv) HostSpec { return e.sshSpec(b) }},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			r, e := benchHost(b)
+			h := tc.spec(e)
+			ctx := ctxOp(b)
+			for b.Loop() {
+				if _, err := r.Rollback(ctx, h, ""); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 

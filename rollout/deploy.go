@@ -4,10 +4,13 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/patchctl/patchctl/notify"
+	"github.com/patchctl/patchctl/nutcracker"
 	"github.com/patchctl/patchctl/store"
 )
 
@@ -299,11 +302,52 @@ func (x *run) verify(ctx context.Context, s Slot) error {
 		have = have[:12]
 	}
 	if have != want {
-		return fmt.Errorf("host %s: %s: %w: sha256 %s, recorded at install %s; refusing to run it",
-			x.h.Name, bin, ErrDigestMismatch, have, want)
+		return x.mismatch(bin, have, want)
 	}
 	x.verified[s.Name] = true
 	return nil
+}
+
+// checkedScript prints the sha256 of $1 and, only when it is $2, execs $1 -V: a binary
+// that is not the one installed never runs.
+const checkedScript = `set -e
+sum=$(sha256sum < "$1")
+sum=${sum%% *}
+echo "$sum"
+[ "$sum" = "$2" ] || exit 0
+exec "$1" -V`
+
+// checkedVersion verifies a slot's digest and returns the version its binary reports,
+// in one command on the host.
+func (x *run) checkedVersion(ctx context.Context, s Slot) (string, error) {
+	bin := x.fs.binary(s.Name)
+	if x.verified[s.Name] || s.SHA256 == "" {
+		if err := x.verify(ctx, s); err != nil {
+			return "", err
+		}
+		return x.fs.version(ctx, bin)
+	}
+	res, err := x.fs.run(ctx, "sh", "-c", checkedScript, "preflight", bin, s.SHA256)
+	if err != nil {
+		if _, serr := x.fs.run(ctx, "test", "-e", bin); serr != nil {
+			return "", fmt.Errorf("host %s: %s: missing", x.h.Name, bin)
+		}
+		return "", fmt.Errorf("%s -V: %w", bin, err)
+	}
+	if have := strings.TrimSpace(string(res.Stdout)); have != s.SHA256 {
+		return "", x.mismatch(bin, have, s.SHA256)
+	}
+	x.verified[s.Name] = true
+	v, err := nutcracker.ParseVersionOutput(res.Stderr)
+	if err != nil {
+		return "", fmt.Errorf("host %s: %s -V: %w", x.h.Name, bin, err)
+	}
+	return v, nil
+}
+
+func (x *run) mismatch(bin, have, want string) error {
+	return fmt.Errorf("host %s: %s: %w: sha256 %s, recorded at install %s; refusing to run it",
+		x.h.Name, bin, ErrDigestMismatch, have, want)
 }
 
 // serving reports whether a nutcracker answers on the stats port, of version want unless
@@ -427,7 +471,8 @@ func (x *run) rollBack(ctx context.Context, cause error) error {
 	from, err := x.slotNamed(ctx, x.op.From)
 	if err == nil {
 		err = x.activate(ctx, from, StepRollbackSwitch, StepRollbackRestart, StepRollbackSmoke, func(hs *HostState) {
-			if s := hs.slot(x.op.To); s != nil && s.State != SlotFailed {
+			// An interruption proves nothing against a build that was installed before.
+			if s := hs.slot(x.op.To); s != nil && s.State != SlotFailed && (x.op.CreatedSlot || !errors.Is(cause, ErrInterrupted)) {
 				hs.setState(x.op.To, SlotFailed, x.r.opts.Now(), x.op.ID, cause.Error())
 			}
 		})
@@ -592,11 +637,8 @@ func (x *run) succeed(ctx context.Context) (Result, error) {
 func (x *run) preflight(ctx context.Context, s Slot) error {
 	ctx, cancel := context.WithTimeout(ctx, stepTimeout)
 	defer cancel()
-	if err := x.verify(ctx, s); err != nil {
-		return fmt.Errorf("%w: %w", ErrPreflight, err)
-	}
 	bin := x.fs.binary(s.Name)
-	v, err := x.fs.version(ctx, bin)
+	v, err := x.checkedVersion(ctx, s)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrPreflight, err)
 	}

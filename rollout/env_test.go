@@ -178,12 +178,7 @@ func forEachTransport(t *testing.T, f func(t *testing.T, e hostEnv, h HostSpec))
 // running the tests.
 func (e hostEnv) sshSpec(t testing.TB) HostSpec {
 	t.Helper()
-	srv := testenv.SSHD(t)
-	tr, err := transport.DialSSH(ctxT(t), transport.Spec{Kind: "ssh", Address: srv.Addr, User: srv.User,
-		IdentityFile: srv.IdentityFile, KnownHosts: srv.KnownHosts})
-	if err != nil {
-		t.Fatal(err)
-	}
+	tr := dialSSH(t, ctxT(t), testenv.SSHD(t))
 	t.Cleanup(func() { tr.Close() })
 	h := e.spec()
 	h.Transport = tr

@@ -145,13 +145,8 @@ func (f hostFS) testConfig(ctx context.Context, bin string) error {
 func (f hostFS) switchTo(ctx context.Context, name, opID string) error {
 	tmp := path.Join(f.h.Root, ".current-"+opID)
 	target := path.Join("slots", name, "nutcracker")
-	if _, err := f.run(ctx, "ln", "-sfn", "--", target, tmp); err != nil {
-		return err
-	}
-	if _, err := f.run(ctx, "mv", "-Tf", "--", tmp, f.current()); err != nil {
-		return err
-	}
-	return nil
+	_, err := f.run(ctx, "sh", "-c", `ln -sfn -- "$1" "$2" && mv -Tf -- "$2" "$3"`, "switch", target, tmp, f.current())
+	return err
 }
 
 // removeSlot deletes a slot's directory.

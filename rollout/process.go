@@ -190,28 +190,30 @@ func (c *pidfile) check(ctx context.Context) error {
 // the ports are free, then execs the start command, all in one shell on the host so that
 // the window without a listener is as short as the host allows.
 //
-// Ours is: the pid in the pid file when it was started as the current path; failing that
+// Ours is: the pid in the pid file when it runs a slot's binary; failing that
 // (no pid file yet: a daemon writes it a moment after its start returned; or a lost one)
 // every process whose executable is a slot under the root; and an adopted process.
 //
-// $1 current path, $2 pid file, $3 stop timeout in 5 ms ticks, $4 listen ports (decimal,
-// space-separated), $5 slots directory, $6 adopted "pid exe" or "", $7 owner "uid:gid" of
-// the run and log directories or "", $8 $9 those directories; then the start argv.
+// $1 pid file, $2 stop timeout in 5 ms ticks, $3 listen ports (decimal, space-separated),
+// $4 slots directory, $5 adopted "pid exe" or "", $6 owner "uid:gid" of the run and log
+// directories or "", $7 $8 those directories; then the start argv.
 // It says on stdout what it waited for. Exit 3: a process survived SIGKILL; 4: a port
 // stayed in use; 5: another restart held the lock.
 const restartScript = `set -u
-exe=$1 pidf=$2 ticks=$3 ports=$4 slots=$5 adopted=$6 owner=$7
+pidf=$1 ticks=$2 ports=$3 slots=$4 adopted=$5 owner=$6
 # One restart at a time: a patchctl killed mid-restart leaves this shell running, and the
 # recovery's restart must not race it.
 if command -v flock >/dev/null; then
 	exec 9>>"${slots%/*}/.restart.lock" && flock -w 60 9 || { echo "another restart holds ${slots%/*}/.restart.lock" >&2; exit 5; }
 fi
-if [ -n "$owner" ]; then
-	install -d -m 0755 -o "${owner%:*}" -g "${owner#*:}" -- "$8" "$9" || exit 1
-else
-	install -d -m 0755 -- "$8" "$9" || exit 1
+if [ ! -d "$7" ] || [ ! -d "$8" ]; then
+	if [ -n "$owner" ]; then
+		install -d -m 0755 -o "${owner%:*}" -g "${owner#*:}" -- "$7" "$8" || exit 1
+	else
+		install -d -m 0755 -- "$7" "$8" || exit 1
+	fi
 fi
-shift 9
+shift 8
 alive() {
 	[ -r /proc/$1/stat ] || return 1
 	read -r st < /proc/$1/stat || return 1
@@ -224,9 +226,9 @@ if [ -s "$pidf" ]; then
 	read -r pid < "$pidf" || : # nutcracker writes no newline, so read reports EOF
 	case $pid in ''|*[!0-9]*) pid= ;; esac
 	# A pid file outlives its process (SIGINT and SIGKILL leave it); only a process
-	# started as our current binary is ours to stop.
-	if [ -n "$pid" ] && alive "$pid" && [ "$(tr '\0' '\n' < /proc/$pid/cmdline 2>/dev/null | head -n 1)" = "$exe" ]; then
-		pids=$pid
+	# running a slot's binary is ours to stop.
+	if [ -n "$pid" ] && alive "$pid"; then
+		case $(readlink "/proc/$pid/exe") in "$slots"/*) pids=$pid ;; esac
 	fi
 fi
 if [ -z "$pids" ]; then
@@ -248,7 +250,8 @@ for pid in $pids; do
 	done
 	if [ $n -gt 2000 ]; then waited="$waited pid $pid to exit ($(((n - 2000) * 5)) ms);"; fi
 done
-rm -f -- "$pidf"
+# A stale pid file is harmless: the next start overwrites it, and a pid is only ours
+# while it runs a slot's binary.
 # A process's sockets are closed before it turns zombie, so after stopping our own the
 # ports are free; otherwise something else may hold them (a proxy on its way out on a
 # loaded host), so wait for them, bounded. Reading /proc/net/tcp costs milliseconds on a
@@ -309,7 +312,7 @@ func (c *pidfile) restart(ctx context.Context, rs restartSpec) (string, error) {
 		"-s", strconv.Itoa(c.statsPort), "-a", c.statsBind, "-o", c.logFile,
 		"-i", strconv.FormatInt(c.interval.Milliseconds(), 10))
 	ticks := int(c.stopAfter / (5 * time.Millisecond))
-	argv := append([]string{"sh", "-c", restartScript, "restart", fs.current(), c.pidFile,
+	argv := append([]string{"sh", "-c", restartScript, "restart", c.pidFile,
 		strconv.Itoa(ticks), strings.Join(ports, " "), path.Join(c.h.Root, "slots"), adopted, owner,
 		path.Dir(c.pidFile), path.Dir(c.logFile)}, start...)
 	res, err := c.h.Transport.Run(ctx, argv, nil)

@@ -98,7 +98,8 @@ func (r *Rollout) Recover(ctx context.Context, h HostSpec) (res Result, ok bool,
 }
 
 // resume takes over the host's unfinished operation, if any. The rule: before the switch
-// the host has not changed, so close the record (removing a slot the operation created);
+// the host has not changed, so close the record (removing a slot the operation created;
+// an adoption is undone, the adopted process untouched);
 // a target that passed its pre-flight is switched to again when nothing better is known
 // (a rollback, a first install, a restart of a stopped proxy); otherwise, or once the way
 // back had begun, the build that ran before is restored.
@@ -116,14 +117,21 @@ func (x *run) resume(ctx context.Context) (bool, error) {
 	x.op.Resumed = true
 	cause := fmt.Errorf("%w during step %s", ErrInterrupted, op.Step)
 	x.r.log.Warn("resuming interrupted operation", "host", x.h.Name, "op", op.ID, "kind", op.Kind, "step", op.Step)
-	switch op.Step {
-	case StepInstall, StepPreflight:
+	switch {
+	case op.Kind == KindAdopt:
+		if err = x.unadopt(ctx); err == nil {
+			_, err = x.refuse(ctx, cause, OpAborted)
+		}
+		if errors.Is(err, ErrInterrupted) {
+			err = nil
+		}
+	case op.Step == StepInstall || op.Step == StepPreflight:
 		// The switch step is recorded before the symlink moves, so the host still runs From.
 		_, err = x.refuse(ctx, cause, OpAborted)
 		if errors.Is(err, ErrInterrupted) {
 			err = nil
 		}
-	case StepRollbackSwitch, StepRollbackRestart, StepRollbackSmoke:
+	case op.Step == StepRollbackSwitch || op.Step == StepRollbackRestart || op.Step == StepRollbackSmoke:
 		err = x.rollBack(ctx, cause)
 	default:
 		if op.Kind == KindDeploy && op.From != "" && op.From != op.To {

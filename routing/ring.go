@@ -39,8 +39,11 @@ type Pool struct {
 // Server is one line of a pool's servers list.
 type Server struct {
 	// Name is the hash name: the explicit name from the server line, or "" to derive it from
-	// Addr as nutcracker does (see HashName).
+	// Addr as nutcracker does (see HashName) unless Named is set.
 	Name string
+	// Named says Name is the hash name even when empty: a server line ending in a space
+	// ("127.0.0.1:6379:1 ") has an explicit empty name, and nutcracker hashes "".
+	Named bool
 	// Addr is the address as written in the server line: "host:port" or a unix socket path.
 	Addr   string
 	Weight int
@@ -65,7 +68,7 @@ func HashName(addr string) string {
 
 // hashName is the server's name in nutcracker's ring.
 func (s Server) hashName() string {
-	if s.Name != "" {
+	if s.Name != "" || s.Named {
 		return s.Name
 	}
 	return HashName(s.Addr)

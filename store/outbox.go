@@ -206,3 +206,22 @@ func (s *Store) Outbox(ctx context.Context, pendingOnly bool) (items []OutboxIte
 	})
 	return items, err
 }
+
+// Thread returns where the first message of a notification thread was posted (a Slack
+// channel and timestamp, as the notifier encodes it), "" before it is.
+func (tx *Tx) Thread(key string) (string, error) {
+	b, err := tx.bucket(bucketThreads)
+	if err != nil {
+		return "", err
+	}
+	return string(b.Get([]byte(key))), nil
+}
+
+// PutThread records where the first message of a thread was posted.
+func (tx *Tx) PutThread(key, ref string) error {
+	b, err := tx.bucket(bucketThreads)
+	if err != nil {
+		return err
+	}
+	return b.Put([]byte(key), []byte(ref))
+}

@@ -41,6 +41,10 @@ var (
 	bucketPolls      = []byte("polls")
 	bucketHosts      = []byte("hosts")
 	bucketPatching   = []byte("patching")
+	bucketRollouts   = []byte("rollouts")
+	bucketWaveHosts  = []byte("rollout_hosts")
+	bucketLeases     = []byte("leases")
+	bucketThreads    = []byte("threads")
 
 	bucketOutboxPending = []byte("outbox_pending")
 	bucketOutboxGaveUp  = []byte("outbox_gave_up")
@@ -80,6 +84,15 @@ var migrations = []func(tx *bolt.Tx) error{
 	func(tx *bolt.Tx) error {
 		_, err := tx.CreateBucketIfNotExists(bucketPatching)
 		return err
+	},
+	// 5: fleet rollouts, their hosts, host leases, and chat threads of notifications.
+	func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketRollouts, bucketWaveHosts, bucketLeases, bucketThreads} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
 	},
 }
 

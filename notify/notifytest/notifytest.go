@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -254,7 +255,7 @@ func Outbox() map[string]notify.Envelope {
 		}
 		return notify.Envelope{Kind: kind, Operation: o}
 	}
-	return map[string]notify.Envelope{
+	out := map[string]notify.Envelope{
 		notify.OutboxReleaseNew: {Kind: notify.OutboxReleaseNew, Release: &store.Release{Source: "twitter/twemproxy", Tag: rel.Version,
 			Version: rel.Version, PublishedAt: rel.Date, URL: rel.URL, Notes: rel.Summary}},
 		notify.OutboxAdvisoryNew: {Kind: notify.OutboxAdvisoryNew, Advisory: &store.Advisory{Source: "twitter/twemproxy", ID: "GHSA-xxxx-yyyy-zzzz",
@@ -274,6 +275,25 @@ func Outbox() map[string]notify.Envelope {
 		notify.OutboxPatchStarted:            windowMsg(notify.OutboxPatchStarted, "patch window nightly: rollout r1 of nutcracker 0.5.0 started (staging)"),
 		notify.OutboxPatchBad:                windowMsg(notify.OutboxPatchBad, "nutcracker 0.5.0 marked bad: rollout r1 aborted"),
 	}
+	for _, kind := range notify.RolloutEvents {
+		out[kind] = RolloutEnvelope(kind)
+	}
+	return out
+}
+
+// RolloutEnvelope is a typical note of a rollout event, as package waves queues it.
+func RolloutEnvelope(kind string) notify.Envelope {
+	n := &notify.RolloutNote{ID: "r20261202-120000-0a1b2c", Version: "0.5.0", Policy: "default", Wave: "production"}
+	switch kind {
+	case notify.RolloutStarted:
+		n.Wave = ""
+		n.Waves = []notify.RolloutWaveNote{{Name: "staging", Hosts: 1}, {Name: "production", Hosts: 4}}
+	case notify.RolloutHostFailed:
+		n.Host, n.Reason = "proxy-3", "proxy-3: smoke test failed: pool r: connection refused"
+	case notify.RolloutWaveFailed, notify.RolloutPaused, notify.RolloutAborting, notify.RolloutFailed:
+		n.Reason = "wave production failed: soak gate: server_err rose by 12 (allowed 0: proxy-3 +12)"
+	}
+	return notify.Envelope{Kind: kind, Rollout: n, Thread: "rollout:" + n.ID}
 }
 
 // windowMsg is a patch scheduler message as the scheduler builds it.
@@ -287,6 +307,14 @@ func windowMsg(kind, title string) notify.Envelope {
 // or rollback outcome the host, both versions, the failed step and the cause; for a ready
 // message its title, summary and every field (a fast-tracked rollout says why).
 func MustSay(e notify.Envelope) []string {
+	if r := e.Rollout; r != nil {
+		// Webhook messages cannot thread: each names its rollout.
+		say := []string{r.ID, r.Version, r.Wave, r.Host, r.Reason}
+		for _, w := range r.Waves {
+			say = append(say, w.Name)
+		}
+		return slices.DeleteFunc(say, func(s string) bool { return s == "" })
+	}
 	if m := e.Message; m != nil {
 		say := []string{m.Title, m.Summary}
 		for _, f := range m.Fields {

@@ -69,9 +69,36 @@ func (b *Bot) Notify(ctx context.Context, m notify.Message) error {
 	return err
 }
 
+var _ notify.Threader = (*Bot)(nil)
+
+// PostThreaded posts m as a reply in the thread of parent (a reference returned by an
+// earlier call), or as a new message when parent is ""; it returns the new message's
+// reference ("CHANNEL TS").
+func (b *Bot) PostThreaded(ctx context.Context, m notify.Message, parent string) (string, error) {
+	var opts []slackgo.MsgOption
+	channel := b.channel
+	if parent != "" {
+		pc, ts, ok := strings.Cut(parent, " ")
+		if !ok {
+			return "", fmt.Errorf("slack: bad thread reference %q", parent)
+		}
+		channel = pc
+		opts = append(opts, slackgo.MsgOptionTS(ts))
+	}
+	ch, ts, err := b.post(ctx, channel, m, opts...)
+	if err != nil {
+		return "", err
+	}
+	return ch + " " + ts, nil
+}
+
 // Post posts m and returns the channel ID and timestamp Slack gave the message; later
 // messages can be threaded under them.
 func (b *Bot) Post(ctx context.Context, m notify.Message) (channel, ts string, err error) {
+	return b.post(ctx, b.channel, m)
+}
+
+func (b *Bot) post(ctx context.Context, to string, m notify.Message, extra ...slackgo.MsgOption) (channel, ts string, err error) {
 	if err := m.Validate(); err != nil {
 		return "", "", err
 	}
@@ -82,11 +109,11 @@ func (b *Bot) Post(ctx context.Context, m notify.Message) (channel, ts string, e
 	defer cancel()
 
 	text, blocks := render(m)
-	channel, ts, err = b.api.PostMessageContext(ctx, b.channel,
+	channel, ts, err = b.api.PostMessageContext(ctx, to, append([]slackgo.MsgOption{
 		slackgo.MsgOptionText(text, false), // already escaped by render
 		slackgo.MsgOptionBlocks(blocks...),
 		slackgo.MsgOptionDisableLinkUnfurl(),
-	)
+	}, extra...)...)
 	if err != nil {
 		return "", "", classify("chat.postMessage", err)
 	}

@@ -32,6 +32,7 @@ type fakeSlack struct {
 
 	mu       sync.Mutex
 	received []string
+	posts    int // messages chat.postMessage accepted, for distinct timestamps
 }
 
 func newFakeSlack(t *testing.T, fault notifytest.Fault) *fakeSlack {
@@ -135,7 +136,8 @@ func (f *fakeSlack) postMessage(w http.ResponseWriter, r *http.Request) {
 		fail("invalid_auth")
 		return
 	}
-	if r.PostForm.Get("channel") != botChannel {
+	// A channel is named as configured, or by the ID Slack answered with (thread replies).
+	if ch := r.PostForm.Get("channel"); ch != botChannel && ch != channelID {
 		fail("channel_not_found")
 		return
 	}
@@ -153,8 +155,16 @@ func (f *fakeSlack) postMessage(w http.ResponseWriter, r *http.Request) {
 		fail("invalid_blocks")
 		return
 	}
-	f.accept("text=" + text + "\nblocks=" + blocksJSON)
-	answer(map[string]any{"ok": true, "channel": channelID, "ts": "1714564800.000100"})
+	record := "text=" + text + "\nblocks=" + blocksJSON
+	if ts := r.PostForm.Get("thread_ts"); ts != "" {
+		record = "thread_ts=" + ts + "\n" + record
+	}
+	f.accept(record)
+	f.mu.Lock()
+	ts := fmt.Sprintf("1714564800.%06d", 100+f.posts)
+	f.posts++
+	f.mu.Unlock()
+	answer(map[string]any{"ok": true, "channel": channelID, "ts": ts})
 }
 
 // checkBlocks enforces Slack's documented Block Kit limits for the blocks we send.
