@@ -35,12 +35,14 @@ var Remote = []Fault{RateLimited, ServerError, Rejected, Down, Slow}
 const (
 	// RetryAfterSeconds is what a RateLimited receiver sends in Retry-After.
 	RetryAfterSeconds = 7
-	// Timeout is the per-call timeout a Target must configure on its notifier for the Slow
-	// fault (see TimeoutFor).
-	Timeout = 300 * time.Millisecond
+	// Timeout is the per-call timeout a Target must configure on its notifier. It is
+	// generous because every fault but Slow must answer within it on a loaded CI machine.
+	Timeout = 5 * time.Second
 	// slowBound is how long a call may take against a Slow receiver: the timeout plus
-	// generous slack for a loaded CI machine, far below the receiver's own delay (minutes).
-	slowBound = Timeout + 30*time.Second
+	// generous slack, far below the receiver's own delay (SlowDelay).
+	slowBound = Timeout + 10*time.Second
+	// SlowDelay is how long a Slow receiver holds a request before it answers.
+	SlowDelay = time.Minute
 )
 
 // TimeoutFor is the per-call timeout a Target configures for fault f: short against a Slow

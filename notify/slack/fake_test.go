@@ -79,7 +79,7 @@ func (f *fakeSlack) misbehave(w http.ResponseWriter, r *http.Request, reject fun
 		io.Copy(io.Discard, r.Body)
 		select {
 		case <-r.Context().Done():
-		case <-time.After(5 * time.Minute):
+		case <-time.After(notifytest.SlowDelay):
 		}
 		return true
 	case notifytest.Rejected:
