@@ -16,7 +16,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"time"
 )
@@ -60,7 +59,19 @@ const (
 )
 
 // validSum is a blob name: a lowercase hex SHA-256.
-var validSum = regexp.MustCompile(`^[0-9a-f]{64}$`)
+// isHexDigest reports a SHA-256 written as 64 hex digits, lowercase only when lower is set.
+// (A loop, not a regexp: `[0-9a-f]{64}` compiles to a large program at every start-up.)
+func isHexDigest(s string, lower bool) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || !lower && 'A' <= c && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
 
 // Artifact is a verified nutcracker binary in the cache.
 type Artifact struct {
@@ -288,7 +299,7 @@ func (c *Cache) Ingest(ctx context.Context, r io.Reader, want, version string) (
 	if !validVersion.MatchString(version) {
 		return Artifact{}, fmt.Errorf("version %q: not a version", version)
 	}
-	if !validSum.MatchString(want) {
+	if !isHexDigest(want, true) {
 		return Artifact{}, fmt.Errorf("sha256 %q: not a hex SHA-256", want)
 	}
 	blob, _, err := c.store(ctx, r, want, modeBinary, "uploaded binary")
@@ -301,7 +312,7 @@ func (c *Cache) Ingest(ctx context.Context, r io.Reader, want, version string) (
 // Uploaded returns a binary stored by Ingest, or an error if the cache has none with that
 // SHA-256.
 func (c *Cache) Uploaded(sum, version string) (Artifact, error) {
-	if !validSum.MatchString(sum) {
+	if !isHexDigest(sum, true) {
 		return Artifact{}, fmt.Errorf("sha256 %q: not a hex SHA-256", sum)
 	}
 	if _, err := os.Stat(c.blobPath(sum)); err != nil {

@@ -44,7 +44,6 @@ type Source struct {
 }
 
 var (
-	hexDigest    = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
 	validVersion = regexp.MustCompile(`^[0-9A-Za-z][0-9A-Za-z.+~_-]*$`)
 )
 
@@ -80,7 +79,7 @@ func (s Source) Validate() error {
 		if err := ValidVersion(v); err != nil {
 			return fmt.Errorf("sha256: %w", err)
 		}
-		if !hexDigest.MatchString(sum) {
+		if !isHexDigest(sum, false) {
 			return fmt.Errorf("sha256: %s: %q is not a hex SHA-256 (64 hex digits)", v, sum)
 		}
 	}

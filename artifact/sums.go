@@ -20,7 +20,7 @@ func ParseSHA256Sums(r io.Reader) (map[string]string, error) {
 		}
 		sum, name, ok := strings.Cut(text, " ")
 		name = strings.TrimPrefix(strings.TrimLeft(name, " "), "*")
-		if !ok || !hexDigest.MatchString(sum) || name == "" {
+		if !ok || !isHexDigest(sum, false) || name == "" {
 			return nil, fmt.Errorf("line %d: want \"<sha256>  <file name>\"", line)
 		}
 		sums[strings.TrimPrefix(name, "./")] = strings.ToLower(sum)

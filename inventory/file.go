@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/patchctl/patchctl/internal/strictyaml"
@@ -320,10 +321,14 @@ func checkAddr(addr string, needPort bool) error {
 	return nil
 }
 
-var hostnameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,62})?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62})?)*\.?$`)
+// hostnameRE is compiled on first use: its {0,62} repetitions make a large program that
+// every start-up of patchctl (lint, --help) would otherwise pay for.
+var hostnameRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,62})?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62})?)*\.?$`)
+})
 
 func validHost(h string) bool {
-	return net.ParseIP(h) != nil || (len(h) <= 253 && hostnameRE.MatchString(h))
+	return net.ParseIP(h) != nil || (len(h) <= 253 && hostnameRE().MatchString(h))
 }
 
 // expandHome replaces a leading "~/" in local paths with the home directory of the user
