@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os/exec"
 	"regexp"
+	"syscall"
 	"time"
 )
 
@@ -32,9 +33,8 @@ func ReportedVersion(ctx context.Context, bin string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, versionTimeout)
 	defer cancel()
 	var out bytes.Buffer
-	cmd := exec.CommandContext(ctx, bin, "-V")
-	cmd.Stdout, cmd.Stderr = &out, &out // nutcracker prints it on stderr
-	if err := cmd.Run(); err != nil {
+	err := runVersion(ctx, bin, &out)
+	if err != nil {
 		var exit *exec.ExitError
 		if errors.As(err, &exit) {
 			return "", fmt.Errorf("%s -V: %w: %s", bin, err, firstLine(out.Bytes()))
@@ -46,6 +46,26 @@ func ReportedVersion(ctx context.Context, bin string) (string, error) {
 		return "", fmt.Errorf("%s -V: no \"This is nutcracker-<version>\" line in %q", bin, firstLine(out.Bytes()))
 	}
 	return string(m[1]), nil
+}
+
+// runVersion runs `bin -V`. A binary just written by this process can be briefly "busy"
+// (ETXTBSY): a child forked meanwhile by another goroutine still holds the write
+// descriptor until it execs. That passes within milliseconds, so it is retried.
+func runVersion(ctx context.Context, bin string, out *bytes.Buffer) error {
+	for attempt := 0; ; attempt++ {
+		out.Reset()
+		cmd := exec.CommandContext(ctx, bin, "-V")
+		cmd.Stdout, cmd.Stderr = out, out // nutcracker prints it on stderr
+		err := cmd.Run()
+		if !errors.Is(err, syscall.ETXTBSY) || attempt == 20 {
+			return err
+		}
+		select {
+		case <-time.After(time.Duration(attempt+1) * 5 * time.Millisecond):
+		case <-ctx.Done():
+			return err
+		}
+	}
 }
 
 // CheckVersion returns *VersionMismatchError unless `bin -V` reports want.
