@@ -16,8 +16,10 @@ import (
 	"github.com/patchctl/patchctl/internal/testenv"
 )
 
-// startAs runs nutcracker 0.5.0 with conf under uid/gid (0 = as the test) and waits for it.
-func startAs(t *testing.T, dir string, conf string, mode os.FileMode, uid, gid int) (*exec.Cmd, string) {
+// startAs runs nutcracker 0.5.0 with conf (listening on listen) under uid/gid (0 = as the
+// test) and waits for both its stats port and its pool to accept connections: nutcracker
+// opens the pool's listener after the stats port.
+func startAs(t *testing.T, dir string, conf, listen string, mode os.FileMode, uid, gid int) (*exec.Cmd, string) {
 	t.Helper()
 	path := filepath.Join(dir, fmt.Sprintf("nc-%d.yml", uid))
 	if err := os.WriteFile(path, []byte(conf), mode); err != nil {
@@ -33,8 +35,10 @@ func startAs(t *testing.T, dir string, conf string, mode os.FileMode, uid, gid i
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	if err := testenv.WaitTCP(testenv.Addr(stats), testenv.WaitTimeout, nil); err != nil {
-		t.Fatal(err)
+	for _, addr := range []string{testenv.Addr(stats), listen} {
+		if err := testenv.WaitTCP(addr, testenv.WaitTimeout, nil); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return cmd, path
 }
@@ -55,11 +59,14 @@ func TestAuditRealProcesses(t *testing.T) {
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	os.Chmod(dir, 0o755)
-	pool := func() string {
-		return fmt.Sprintf("alpha:\n  listen: 127.0.0.1:%d\n  redis: true\n  servers:\n   - 127.0.0.1:6379:1\n", testenv.FreePort(t))
+	pool := func() (conf, listen string) {
+		listen = testenv.Addr(testenv.FreePort(t))
+		return "alpha:\n  listen: " + listen + "\n  redis: true\n  servers:\n   - 127.0.0.1:6379:1\n", listen
 	}
-	rootCmd, rootConf := startAs(t, dir, pool(), 0o666, 0, 0)
-	goodCmd, goodConf := startAs(t, dir, pool(), 0o644, ncUID, ncGID)
+	rootPool, rootListen := pool()
+	rootCmd, rootConf := startAs(t, dir, rootPool, rootListen, 0o666, 0, 0)
+	goodPool, goodListen := pool()
+	goodCmd, goodConf := startAs(t, dir, goodPool, goodListen, 0o644, ncUID, ncGID)
 	public := filepath.Join(dir, "public.yml")
 	os.WriteFile(public, []byte("open:\n  listen: 0.0.0.0:22121\n  redis: true\n  servers:\n   - 127.0.0.1:6379:1\nmc:\n  listen: 0.0.0.0:22122\n  servers:\n   - 127.0.0.1:11211:1\nsecret:\n  listen: 127.0.0.1:22123\n  redis: true\n  redis_auth: hunter2\n  servers:\n   - 127.0.0.1:6379:1\n"), 0o644)
 
@@ -206,8 +213,10 @@ func TestAuditSlotProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	if err := testenv.WaitTCP(testenv.Addr(stats), testenv.WaitTimeout, nil); err != nil {
-		t.Fatal(err)
+	for _, addr := range []string{testenv.Addr(stats), listen} {
+		if err := testenv.WaitTCP(addr, testenv.WaitTimeout, nil); err != nil {
+			t.Fatal(err)
+		}
 	}
 	find := func(r Report) Process {
 		t.Helper()

@@ -140,8 +140,10 @@ func killOurs(root string) {
 	}
 }
 
+// ctxT bounds a test's operations generously: on a loaded machine one deploy takes tens of
+// seconds.
 func ctxT(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*testenv.WaitTimeout)
 	t.Cleanup(cancel)
 	return ctx
 }

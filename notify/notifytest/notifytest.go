@@ -45,6 +45,16 @@ const (
 	SlowDelay = time.Minute
 )
 
+// TimeoutFor is the per-call timeout a Target configures for fault f: short against a Slow
+// receiver, whose test is about that timeout; generous otherwise, so that a loaded machine's
+// slow answer is not mistaken for a timeout.
+func TimeoutFor(f Fault) time.Duration {
+	if f == Slow {
+		return Timeout
+	}
+	return time.Minute
+}
+
 // Setup is one notifier under test and what its receiver saw.
 type Setup struct {
 	Notifier notify.Notifier

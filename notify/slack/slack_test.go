@@ -20,7 +20,7 @@ import (
 
 func newWebhook(t *testing.T, f *fakeSlack, opts ...slack.Option) *slack.Webhook {
 	t.Helper()
-	w, err := slack.NewWebhook(f.hookURL(), append([]slack.Option{slack.WithTimeout(notifytest.Timeout)}, opts...)...)
+	w, err := slack.NewWebhook(f.hookURL(), append([]slack.Option{slack.WithTimeout(notifytest.TimeoutFor(notifytest.OK))}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,7 +29,7 @@ func newWebhook(t *testing.T, f *fakeSlack, opts ...slack.Option) *slack.Webhook
 
 func newBot(t *testing.T, f *fakeSlack, opts ...slack.Option) *slack.Bot {
 	t.Helper()
-	b, err := slack.NewBot(botToken, botChannel, append([]slack.Option{slack.WithTimeout(notifytest.Timeout), slack.WithAPIURL(f.apiURL())}, opts...)...)
+	b, err := slack.NewBot(botToken, botChannel, append([]slack.Option{slack.WithTimeout(notifytest.TimeoutFor(notifytest.OK)), slack.WithAPIURL(f.apiURL())}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,13 +40,13 @@ func TestConformance(t *testing.T) {
 	t.Run("Webhook", func(t *testing.T) {
 		notifytest.Run(t, notifytest.Target{Faults: notifytest.Remote, New: func(t *testing.T, fault notifytest.Fault) notifytest.Setup {
 			f := newFakeSlack(t, fault)
-			return notifytest.Setup{Notifier: newWebhook(t, f), Received: f.Received, Secrets: []string{hookPath, "s3cr3tW3bh00kT0k3n"}}
+			return notifytest.Setup{Notifier: newWebhook(t, f, slack.WithTimeout(notifytest.TimeoutFor(fault))), Received: f.Received, Secrets: []string{hookPath, "s3cr3tW3bh00kT0k3n"}}
 		}})
 	})
 	t.Run("Bot", func(t *testing.T) {
 		notifytest.Run(t, notifytest.Target{Faults: notifytest.Remote, New: func(t *testing.T, fault notifytest.Fault) notifytest.Setup {
 			f := newFakeSlack(t, fault)
-			return notifytest.Setup{Notifier: newBot(t, f), Received: f.Received, Secrets: []string{botToken, "s3cr3tB0tT0k3n"}}
+			return notifytest.Setup{Notifier: newBot(t, f, slack.WithTimeout(notifytest.TimeoutFor(fault))), Received: f.Received, Secrets: []string{botToken, "s3cr3tB0tT0k3n"}}
 		}})
 	})
 }
@@ -108,7 +108,7 @@ func TestWebhookAnswers(t *testing.T) {
 		{502, "", "<html>\n<body>Bad Gateway", want{retry: true, code: "<html>"}},
 	} {
 		t.Run(fmt.Sprintf("%d %s", tc.status, tc.body), func(t *testing.T) {
-			w, err := slack.NewWebhook(answer(t, tc.status, tc.header, tc.body)+hookPath, slack.WithTimeout(notifytest.Timeout))
+			w, err := slack.NewWebhook(answer(t, tc.status, tc.header, tc.body)+hookPath, slack.WithTimeout(notifytest.TimeoutFor(notifytest.OK)))
 			if err != nil {
 				t.Fatal(err)
 			}
