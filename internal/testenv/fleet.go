@@ -88,8 +88,9 @@ func quietPort(t testing.TB) int {
 			continue
 		}
 		l.Close()
-		portsHanded[port] = true
-		return port
+		if reserve(port) {
+			return port
+		}
 	}
 	t.Fatal("no free port below the ephemeral range after 200 tries")
 	return 0
