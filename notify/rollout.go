@@ -9,13 +9,13 @@ import (
 // one rollout carries the same Thread ("rollout:<id>"): a Slack bot posts the first as a
 // message and every later one as a reply in its thread.
 type RolloutNote struct {
-	ID      string          `json:"id"`
-	Event   string          `json:"-"` // the outbox kind
-	Version string          `json:"version"`
-	Policy  string          `json:"policy"`
-	Wave    string          `json:"wave,omitempty"`
-	Host    string          `json:"host,omitempty"`
-	Reason  string          `json:"reason,omitempty"`
+	ID      string            `json:"id"`
+	Event   string            `json:"-"` // the outbox kind
+	Version string            `json:"version"`
+	Policy  string            `json:"policy"`
+	Wave    string            `json:"wave,omitempty"`
+	Host    string            `json:"host,omitempty"`
+	Reason  string            `json:"reason,omitempty"`
 	Waves   []RolloutWaveNote `json:"waves,omitempty"`
 }
 
