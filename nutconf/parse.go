@@ -73,6 +73,10 @@ func marker(l []byte, m string) bool {
 var yamlLine = regexp.MustCompile(`line (\d+): `)
 
 func (p *parser) load(data []byte) {
+	if doc, ok := fastTree(data); ok {
+		p.tree(doc)
+		return
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var docs []*yaml.Node
 	for {
@@ -94,11 +98,17 @@ func (p *parser) load(data []byte) {
 		}
 		p.fail(pos, KindDocument, "must contain exactly 1 yaml document; found %d", len(docs))
 	}
-	if len(docs) == 0 || len(docs[0].Content) == 0 {
+	if len(docs) > 0 {
+		p.tree(docs[0])
+	}
+}
+
+func (p *parser) tree(doc *yaml.Node) {
+	if len(doc.Content) == 0 {
 		return
 	}
-	p.checkTokens(docs[0])
-	p.root(docs[0].Content[0])
+	p.checkTokens(doc)
+	p.root(doc.Content[0])
 }
 
 func (p *parser) syntax(err error) {
