@@ -6,18 +6,21 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// fastTree builds the YAML tree of a file in the plain block form nutcracker configurations
+// fastPools reads a file in the plain block form nutcracker configurations
 // are almost always written in: pool names at column 1, "key: value" lines at one indent,
 // "- item" lines under a key without a value, plain scalars of a conservative character
 // set or quotes without escapes, whole-line comments. That is most of the cost of linting a
-// large file, and libyaml's general scanner spends it on forms this one refuses. ok is false
-// for anything else (tabs, trailing comments, multi-line scalars, flow style, anchors, tags,
-// markers, empty values, non-ASCII…); the caller then parses with the YAML library. The
-// differential fuzz test holds both to the same tree for every file this one accepts.
-func fastTree(data []byte) (doc *yaml.Node, ok bool) {
+// large file, and libyaml's general scanner spends it on forms this one refuses. It calls
+// emit with each pool's name and mapping, as the YAML library would build them, and reuses
+// their memory afterwards: only one pool's tree is ever held. It returns false for anything
+// else (tabs, trailing comments, multi-line scalars, flow style, anchors, tags, markers,
+// empty values, non-ASCII…), maybe after emitting some pools; the caller then parses the
+// whole file with the YAML library. The differential fuzz test holds both to the same tree
+// for every file this one accepts.
+func fastPools(data []byte, emit func(name, pool *yaml.Node)) bool {
 	f := &fastParser{}
-	root := f.node(yaml.MappingNode, 1, 1)
 	var (
+		name      *yaml.Node
 		pool      *yaml.Node // the current pool's mapping
 		pending   int        // index in pool.Content of a key's missing value: a sequence must follow
 		seq       *yaml.Node // the sequence lines are being added to
@@ -36,7 +39,7 @@ func fastTree(data []byte) (doc *yaml.Node, ok bool) {
 		l = bytes.TrimRight(l, " ")
 		for _, c := range l {
 			if c < ' ' || c > '~' {
-				return nil, false
+				return false
 			}
 		}
 		rest := bytes.TrimLeft(l, " ")
@@ -46,20 +49,23 @@ func fastTree(data []byte) (doc *yaml.Node, ok bool) {
 			continue
 		case indent == 0:
 			if pending > 0 || (pool != nil && keyIndent == 0) {
-				return nil, false // an empty value
+				return false // an empty value
+			}
+			if pool != nil {
+				emit(name, pool)
+				f.slab = f.slab[:0]
 			}
 			k, v, ok := f.keyValue(rest, line, 1)
 			if !ok || v != nil {
-				return nil, false
+				return false
 			}
-			pool = f.node(yaml.MappingNode, line+1, 1) // placed at its first key, set below
-			root.Content = append(root.Content, k, pool)
+			name, pool = k, f.node(yaml.MappingNode, line+1, 1) // placed at its first key, below
 			keyIndent, seq = 0, nil
 		case pool == nil:
-			return nil, false
+			return false
 		case rest[0] == '-':
 			if len(rest) < 2 || rest[1] != ' ' {
-				return nil, false
+				return false
 			}
 			switch {
 			case pending > 0 && indent >= keyIndent:
@@ -67,28 +73,28 @@ func fastTree(data []byte) (doc *yaml.Node, ok bool) {
 				pool.Content[pending] = seq
 				pending, seqIndent = 0, indent
 			case seq == nil || indent != seqIndent:
-				return nil, false
+				return false
 			}
 			text := bytes.TrimLeft(rest[1:], " ")
 			item, ok := f.scalar(text, line, len(l)-len(text)+1, false)
 			if !ok {
-				return nil, false
+				return false
 			}
 			seq.Content = append(seq.Content, item)
 		default:
 			if pending > 0 {
-				return nil, false
+				return false
 			}
 			if keyIndent == 0 {
 				keyIndent = indent
 				pool.Line, pool.Column = line, indent+1
 			}
 			if indent != keyIndent {
-				return nil, false
+				return false
 			}
 			k, v, ok := f.keyValue(rest, line, indent+1)
 			if !ok {
-				return nil, false
+				return false
 			}
 			pool.Content = append(pool.Content, k, v)
 			if v == nil {
@@ -98,15 +104,13 @@ func fastTree(data []byte) (doc *yaml.Node, ok bool) {
 		}
 	}
 	if pending > 0 || pool == nil || keyIndent == 0 {
-		return nil, false
+		return false
 	}
-	doc = f.node(yaml.DocumentNode, root.Content[0].Line, 1)
-	root.Line = root.Content[0].Line
-	doc.Content = []*yaml.Node{root}
-	return doc, true
+	emit(name, pool)
+	return true
 }
 
-// fastParser allocates nodes in blocks: a 20,000-server file has 45,000 of them.
+// fastParser allocates nodes in blocks, reused from one pool to the next.
 type fastParser struct{ slab []yaml.Node }
 
 func (f *fastParser) node(kind yaml.Kind, line, col int) *yaml.Node {

@@ -60,20 +60,38 @@ func diffTree(path string, fast, lib *yaml.Node) string {
 	return ""
 }
 
-// checkFastTree fails when the fast path accepts a file and builds another tree than the
+// checkFastTree fails when the fast path accepts a file and builds other pools than the
 // YAML library, or accepts one the library refuses.
 func checkFastTree(t *testing.T, data []byte) bool {
 	t.Helper()
-	fast, ok := fastTree(data)
+	lib := libyamlTree(data)
+	var diffs []string
+	i := 0
+	ok := fastPools(data, func(name, pool *yaml.Node) {
+		// Compared as they come: the fast path reuses their memory for the next pool.
+		switch {
+		case lib == nil || len(lib.Content) != 1 || 2*i+1 >= len(lib.Content[0].Content):
+			diffs = append(diffs, fmt.Sprintf("pool %d: not in the library's tree", i))
+		default:
+			root := lib.Content[0]
+			diffs = append(diffs, diffTree(fmt.Sprintf("pool %d name", i), name, root.Content[2*i]),
+				diffTree(fmt.Sprintf("pool %d", i), pool, root.Content[2*i+1]))
+		}
+		i++
+	})
 	if !ok {
 		return false
 	}
-	lib := libyamlTree(data)
 	if lib == nil {
 		t.Fatalf("fast path accepts what the YAML library refuses:\n%s", data)
 	}
-	if d := diffTree("doc", fast, lib); d != "" {
-		t.Fatalf("fast path differs from the YAML library: %s\n%s", d, data)
+	if len(lib.Content) != 1 || lib.Content[0].Kind != yaml.MappingNode || 2*i != len(lib.Content[0].Content) {
+		t.Fatalf("fast path read %d pools, the library another tree:\n%s", i, data)
+	}
+	for _, d := range diffs {
+		if d != "" {
+			t.Fatalf("fast path differs from the YAML library: %s\n%s", d, data)
+		}
 	}
 	return true
 }
@@ -89,10 +107,10 @@ func TestFastTree(t *testing.T) {
 		{"a:\n  servers:\n   - a\n  other:\n    - b\n", true},
 		{"a:\n  servers:\n  - a\n  redis: true\nb:\n  servers:\n  - b\n", true},
 		{"a:\n  " + strings.Repeat("k", 1100) + ": v\n  servers:\n   - a\n", false},
-		{"a:\n  k: v\n  k: w\n  servers:\n   - a\n", true},                 // duplicates are nutconf's to report
+		{"a:\n  k: v\n  k: w\n  servers:\n   - a\n", true},                       // duplicates are nutconf's to report
 		{"a:\n  listen: 127.0.0.1:22121 # comment\n  servers:\n   - a\n", false}, // trailing comment
-		{"a:\n  listen: x\n   y\n  servers:\n   - a\n", false},                  // multi-line plain scalar
-		{"a:\n  listen:\n  servers:\n   - a\n", false},                         // empty value
+		{"a:\n  listen: x\n   y\n  servers:\n   - a\n", false},                   // multi-line plain scalar
+		{"a:\n  listen:\n  servers:\n   - a\n", false},                           // empty value
 		{"a:\n\tlisten: x\n", false},
 		{"a:\n  servers: [a, b]\n", false},
 		{"a: &x\n  servers:\n   - a\n", false},
@@ -146,4 +164,25 @@ func FuzzFastTree(f *testing.F) {
 		f.Add(data)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) { checkFastTree(t, data) })
+}
+
+// TestFastPathGivesUpLate: a file that leaves the plain form after some pools were read is
+// read again, whole, by the YAML library: nothing is counted twice.
+func TestFastPathGivesUpLate(t *testing.T) {
+	conf := "a:\n  servers:\n   - h:1:1\nb:\n  servers:\n   - h:2:1\n  other:\n   - x\nc:\n  listen: y # a comment\n  servers:\n   - h:3:1\n"
+	if fastPools([]byte(conf), func(_, _ *yaml.Node) {}) {
+		t.Fatal("the fast path took a trailing comment")
+	}
+	cfg, err := Parse("late.yml", []byte(conf))
+	var errs Errors
+	if !errors.As(err, &errs) || len(errs) != 1 || errs[0].Pos != (Pos{8, 4}) {
+		t.Errorf("errors = %v, want one: the second sequence of b at 8:4", err)
+	}
+	var names []string
+	for _, p := range cfg.Pools {
+		names = append(names, p.Name)
+	}
+	if strings.Join(names, ",") != "a,b,c" {
+		t.Errorf("pools = %v", names)
+	}
 }
