@@ -20,14 +20,15 @@ import (
 // shellScript is the remote shell an SSH transport keeps for an operation's commands, so that
 // the login shell (and its rc files) starts once per operation instead of once per command.
 // It is given on the command line, never on stdin, so the shell cannot read ahead into the
-// requests, which the read builtin takes line by line. A request is a line holding the number
-// of lines of the command, then the command. The command runs in the background with stdin
-// from /dev/null and its output in files of a private directory, under setsid when there is
-// one so that it leads its own process group as a session's command does (a cancel kills that
-// group). The reply is "MARKER pid PID" once it started, then "MARKER done STATUS OUTLEN
-// ERRLEN" followed by exactly that many bytes of stdout and of stderr. The directory is
-// removed when the shell ends: stdin closed (Close, or the connection dropped) or a reply
-// that cannot be written.
+// requests. A request is a line "LINES SIZE", then the command in LINES lines (the read
+// builtin takes them one by one), then SIZE bytes for its stdin, which dd takes with reads of
+// at most the bytes still due, so it never reads past them either. The command runs in the
+// background with its stdin from those bytes (or /dev/null) and its output in files of a
+// private directory, under setsid when there is one so that it leads its own process group
+// as a session's command does (a cancel kills that group). The reply is "MARKER pid PID" once
+// it started, then "MARKER done STATUS OUTLEN ERRLEN" followed by exactly that many bytes of
+// stdout and of stderr. The directory is removed when the shell ends: its stdin closed
+// (Close, or the connection dropped) or a reply that cannot be written.
 const shellScript = `m=$1
 d=$(mktemp -d) || exit 1
 trap 'rm -rf "$d"' EXIT
@@ -35,7 +36,7 @@ trap 'exit 1' HUP INT TERM PIPE
 s=
 command -v setsid >/dev/null 2>&1 && s=setsid
 echo "$m ready $$"
-while IFS= read -r n; do
+while IFS=' ' read -r n z; do
 	c= i=0
 	while [ "$i" -lt "$n" ]; do
 		IFS= read -r l || exit 1
@@ -43,7 +44,20 @@ while IFS= read -r n; do
 "
 		i=$((i + 1))
 	done
-	$s sh -c "$c" </dev/null >"$d/o" 2>"$d/e" &
+	in=/dev/null
+	if [ "$z" -gt 0 ]; then
+		in=$d/i g=0
+		: >"$in"
+		while [ "$g" -lt "$z" ]; do
+			b=$((z - g))
+			[ "$b" -le 1048576 ] || b=1048576
+			dd bs="$b" count=1 2>/dev/null >>"$in" || exit 1
+			h=$(($(wc -c <"$in")))
+			[ "$h" -gt "$g" ] || exit 1
+			g=$h
+		done
+	fi
+	$s sh -c "$c" <"$in" >"$d/o" 2>"$d/e" &
 	p=$!
 	echo "$m pid $p"
 	wait "$p"
@@ -58,6 +72,10 @@ var errNoShell = errors.New("no remote shell")
 
 // errNotSent: the request never reached the shell, so the command did not run.
 var errNotSent = errors.New("request not sent")
+
+// maxShellStdin is the most stdin a command sends through the shell, which holds it in
+// memory first; a command with more streams it in a session of its own.
+const maxShellStdin = 32 << 20
 
 // maxShellGreeting bounds what the login shell may print before the ready line (a noisy rc
 // file), so a shell that never gets ready cannot fill memory.
@@ -143,10 +161,10 @@ func (sh *remoteShell) awaitReady() error {
 
 // run runs argv in the shell. A cancel kills the command and ends the shell; after any error
 // the shell must not be used again. An error wrapping errNotSent means nothing ran.
-func (s *SSH) runInShell(ctx context.Context, sh *remoteShell, argv []string) (stdout, stderr []byte, status int, err error) {
+func (s *SSH) runInShell(ctx context.Context, sh *remoteShell, argv []string, stdin []byte) (stdout, stderr []byte, status int, err error) {
 	cmd := "exec " + shellQuote(argv) + "\n"
-	req := strconv.Itoa(strings.Count(cmd, "\n")) + "\n" + cmd
-	if _, err := io.WriteString(sh.in, req); err != nil {
+	req := fmt.Appendf(nil, "%d %d\n%s", strings.Count(cmd, "\n"), len(stdin), cmd)
+	if _, err := sh.in.Write(append(req, stdin...)); err != nil {
 		return nil, nil, 0, fmt.Errorf("%w: %w", errNotSent, err)
 	}
 	type reply struct {
@@ -331,8 +349,9 @@ func (s *SSH) closeShells() {
 }
 
 // command runs argv through the operation's remote shell, or in a session of its own when
-// it has stdin or the host cannot keep a shell. err is set only when the command did not run
-// to an exit status.
+// the host cannot keep a shell or stdin is larger than maxShellStdin. stdin is read to its
+// end before the command starts (a larger one is streamed). err is set only when the command
+// did not run to an exit status.
 func (s *SSH) command(ctx context.Context, argv []string, stdin io.Reader) (stdout, stderr []byte, status int, err error) {
 	if err := ctx.Err(); err != nil {
 		return nil, nil, 0, context.Cause(ctx)
@@ -342,27 +361,34 @@ func (s *SSH) command(ctx context.Context, argv []string, stdin io.Reader) (stdo
 			return nil, nil, 0, errors.New("argument holds a NUL byte")
 		}
 	}
-	if stdin == nil {
-		for attempt := 0; ; attempt++ {
-			sh, err := s.takeShell(ctx)
-			if errors.Is(err, errNoShell) {
-				break
-			}
-			if err != nil {
-				return nil, nil, 0, err
-			}
-			stdout, stderr, status, err = s.runInShell(ctx, sh, argv)
-			if err == nil {
-				s.putShell(sh)
-				return stdout, stderr, status, nil
-			}
-			sh.close()
-			// A request that never left ran nothing: the connection broke between two
-			// commands, and one new shell (on a new connection if need be) is tried.
-			if attempt > 0 || !errors.Is(err, errNotSent) || ctx.Err() != nil {
-				return nil, nil, 0, err
-			}
+	var data []byte
+	if stdin != nil {
+		if data, err = io.ReadAll(io.LimitReader(stdin, maxShellStdin+1)); err != nil {
+			return nil, nil, 0, fmt.Errorf("stdin: %w", err)
 		}
+	}
+	for attempt := 0; len(data) <= maxShellStdin; attempt++ {
+		sh, err := s.takeShell(ctx)
+		if errors.Is(err, errNoShell) {
+			break
+		}
+		if err != nil {
+			return nil, nil, 0, err
+		}
+		stdout, stderr, status, err = s.runInShell(ctx, sh, argv, data)
+		if err == nil {
+			s.putShell(sh)
+			return stdout, stderr, status, nil
+		}
+		sh.close()
+		// A request that never left ran nothing: the connection broke between two
+		// commands, and one new shell (on a new connection if need be) is tried.
+		if attempt > 0 || !errors.Is(err, errNotSent) || ctx.Err() != nil {
+			return nil, nil, 0, err
+		}
+	}
+	if stdin != nil {
+		stdin = io.MultiReader(bytes.NewReader(data), stdin)
 	}
 	var out, errOut bytes.Buffer
 	err = s.session(ctx, argv, stdin, &out, &errOut)

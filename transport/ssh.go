@@ -36,9 +36,8 @@ const (
 
 // SSH runs commands on a host over one SSH connection. The commands of an operation go to one
 // remote shell that the first command starts (see shellScript), so the login shell starts once
-// per operation, not once per command; a command with stdin, Put's data and a cancel's kill
-// take a session of their own, since POSIX tools cannot take an exact byte count from a
-// shared stdin. If the connection breaks (the server restarted, a firewall dropped it), the
+// per operation, not once per command; only a cancel's kill, and stdin beyond maxShellStdin,
+// take a session of their own. If the connection breaks (the server restarted, a firewall dropped it), the
 // next command dials again; a command that had started is never repeated. The remote user's
 // login shell must be a POSIX shell (sh, bash, dash, zsh, ash); a host that cannot keep the
 // remote shell gets one session per command (Stats says why). Safe for concurrent use:
@@ -77,7 +76,7 @@ func newSSHConn(c *ssh.Client) *sshConn {
 // SSHStats counts what an SSH transport opened, for benchmarks and operators' figures.
 type SSHStats struct {
 	Dials    int64 // connections (the first and every reconnect)
-	Sessions int64 // sessions: the remote shells, a command with stdin, Put's data, a cancel's kill
+	Sessions int64 // sessions: the remote shells, a cancel's kill, stdin beyond maxShellStdin
 	Shells   int64 // remote shells started (each also counts as a session)
 	// NoShell says why the host could not keep a remote shell, so that every command took a
 	// session of its own; empty when shells work.
@@ -406,8 +405,10 @@ func classifyHandshake(err error) error {
 	return fmt.Errorf("handshake: %w", err)
 }
 
-// Run runs argv, shell-quoted, in the remote shell (or, with stdin, in a new session that
-// streams it). Cancelling ctx kills the remote command.
+// Run runs argv, shell-quoted, in the remote shell; stdin is read to its end and sent before
+// the command starts (beyond maxShellStdin it is streamed in a session of its own). A command
+// killed by a signal reports the shell's status for it, 128+signal. Cancelling ctx kills the
+// remote command.
 func (s *SSH) Run(ctx context.Context, argv []string, stdin io.Reader) (Result, error) {
 	if len(argv) == 0 {
 		return Result{}, fmt.Errorf("ssh %s: run: empty command", s.host)
@@ -542,9 +543,9 @@ func (p *pidWriter) Write(b []byte) (int, error) {
 	return n, nil
 }
 
-// Put streams r into a temp file beside path in a session of its own, then, only if every
-// byte arrived, fsyncs, chmods and renames it over path in the remote shell, so a cut
-// connection never leaves a partial file at path. The temp file is removed on failure.
+// Put writes r into a temp file beside path with one command, then, only if every byte
+// arrived, fsyncs, chmods and renames it over path with a second, so a cut connection never
+// leaves a partial file at path. The temp file is removed on failure.
 func (s *SSH) Put(ctx context.Context, p string, r io.Reader, mode fs.FileMode) error {
 	var suffix [8]byte
 	_, _ = rand.Read(suffix[:])

@@ -332,22 +332,29 @@ func TestSSHShellFraming(t *testing.T) {
 	}
 	args := []string{"x\n", "\n\n", "  lead", "trail  ", `end\`, "a\\\nb", "'", `"`, "\r\n", "\t", "$(echo no)", "5\n3\n"}
 	tests := []struct {
-		name           string
-		argv           []string
-		stdout, stderr []byte
-		status         int
+		name                  string
+		argv                  []string
+		stdin, stdout, stderr []byte
+		status                int
 	}{
-		{"NULsNoNewline", []string{"printf", `a\000b\000\377`}, []byte("a\x00b\x00\xff"), nil, 0},
-		{"Empty", []string{"true"}, nil, nil, 0},
-		{"LargeStdout", []string{"cat", blob}, large, nil, 0},
-		{"LargeStderr", []string{"sh", "-c", `cat "$1" >&2; exit 5`, "sh", blob}, nil, large, 5},
-		{"Both", []string{"sh", "-c", `printf out; printf 'e\nrr' >&2; exit 255`}, []byte("out"), []byte("e\nrr"), 255},
-		{"ArgvWithNewlines", append([]string{"printf", "[%s]"}, args...), []byte("[" + strings.Join(args, "][") + "]"), nil, 0},
-		{"NewlineInCommandName", []string{"no\nsuch"}, nil, nil, 127},
+		{"NULsNoNewline", []string{"printf", `a\000b\000\377`}, nil, []byte("a\x00b\x00\xff"), nil, 0},
+		{"Empty", []string{"true"}, nil, nil, nil, 0},
+		{"LargeStdout", []string{"cat", blob}, nil, large, nil, 0},
+		{"LargeStderr", []string{"sh", "-c", `cat "$1" >&2; exit 5`, "sh", blob}, nil, nil, large, 5},
+		{"LargeBinaryStdin", []string{"cat"}, large, large, nil, 0},
+		{"StdinNotRead", []string{"true"}, []byte("9 9\nexit 1\n"), nil, nil, 0},
+		{"StdinAfterUnread", []string{"cat"}, []byte("\x00\n"), []byte("\x00\n"), nil, 0},
+		{"Both", []string{"sh", "-c", `printf out; printf 'e\nrr' >&2; exit 255`}, nil, []byte("out"), []byte("e\nrr"), 255},
+		{"ArgvWithNewlines", append([]string{"printf", "[%s]"}, args...), nil, []byte("[" + strings.Join(args, "][") + "]"), nil, 0},
+		{"NewlineInCommandName", []string{"no\nsuch"}, nil, nil, nil, 127},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			res, err := tr.Run(ctx, tt.argv, nil)
+			var stdin io.Reader
+			if tt.stdin != nil {
+				stdin = bytes.NewReader(tt.stdin)
+			}
+			res, err := tr.Run(ctx, tt.argv, stdin)
 			var exit *transport.ExitError
 			switch {
 			case tt.status == 0 && err != nil:
