@@ -2,7 +2,6 @@ package testenv
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -13,9 +12,10 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/patchctl/patchctl/internal/prockill"
 )
 
 // FleetHost describes one simulated twemproxy host of a fleet test.
@@ -53,7 +53,7 @@ func Fleet(t testing.TB, hosts ...FleetHost) []*FleetProxy {
 		if err := os.Chmod(root, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { KillUnder(root); os.RemoveAll(root) })
+		t.Cleanup(func() { prockill.Under(root); os.RemoveAll(root) })
 		p := &FleetProxy{FleetHost: h, Root: root, Config: filepath.Join(root, "nutcracker.yml"),
 			Stats: Addr(quietPort(t)), RedisListen: Addr(quietPort(t)), MemcacheListen: Addr(quietPort(t)), t: t}
 		p.Redis = Redis(t)
@@ -199,20 +199,4 @@ func request(ctx context.Context, addr, req string) (string, error) {
 		return "", err
 	}
 	return strings.TrimRight(line, "\r\n"), nil
-}
-
-// KillUnder SIGKILLs every process whose command line starts under dir (the proxies a
-// test deployed there).
-func KillUnder(dir string) {
-	procs, _ := os.ReadDir("/proc")
-	for _, e := range procs {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		cmd, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if bytes.HasPrefix(cmd, []byte(dir+"/")) {
-			_ = syscall.Kill(pid, syscall.SIGKILL)
-		}
-	}
 }
