@@ -137,22 +137,8 @@ func (r *rig) expect(version string, hosts ...*testenv.FleetProxy) {
 		hosts = r.hosts
 	}
 	for _, h := range hosts {
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			v, err := h.Version(ctxT(r.t, 10*time.Second))
-			if err == nil && v != version {
-				err = fmt.Errorf("runs %s, want %s", v, version)
-			}
-			if err == nil {
-				err = h.Serving(ctxT(r.t, 10*time.Second))
-			}
-			if err == nil {
-				break
-			}
-			if time.Now().After(deadline) {
-				r.t.Fatalf("%s: %v", h.Name, err)
-			}
-			time.Sleep(200 * time.Millisecond)
+		if err := h.WaitServing(r.t.Context(), version, 30*time.Second); err != nil {
+			r.t.Fatalf("%s: %v", h.Name, err)
 		}
 	}
 }
