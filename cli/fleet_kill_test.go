@@ -125,13 +125,17 @@ func (f *procFleet) status(id string) waves.View {
 	return v
 }
 
-// waitFor polls a rollout until cond holds.
+// waitFor polls a rollout until cond holds. A rollout that settled elsewhere (finished, or
+// paused with nothing in flight) fails at once: it would not move again by itself.
 func (f *procFleet) waitFor(id, what string, cond func(waves.View) bool) waves.View {
 	f.t.Helper()
 	for start := time.Now(); ; time.Sleep(100 * time.Millisecond) {
 		v := f.status(id)
 		if cond(v) {
 			return v
+		}
+		if v.Settled() {
+			f.t.Fatalf("rollout %s: %s: not reached; it settled %s (%s)\ndaemon log:\n%s", id, what, v.State, v.Reason, f.d.tail())
 		}
 		if time.Since(start) > 5*time.Minute {
 			f.t.Fatalf("rollout %s: %s: not reached; state %s (%s)\ndaemon log:\n%s", id, what, v.State, v.Reason, f.d.tail())

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/patchctl/patchctl/internal/testenv"
+	"github.com/patchctl/patchctl/patching"
 	"github.com/patchctl/patchctl/store"
 	"github.com/patchctl/patchctl/waves"
 )
@@ -86,7 +87,8 @@ patching:
 		}
 		return list.Rollouts
 	}
-	// waitFor polls the one rollout until cond holds (the scheduler ticks every 15 s).
+	// waitFor polls the one rollout until cond holds (the scheduler ticks every 15 s), and
+	// fails at once if the rollout settled where nothing will move it.
 	waitFor := func(what string, cond func(store.Rollout, waves.View) bool) store.Rollout {
 		t.Helper()
 		for start := time.Now(); ; time.Sleep(200 * time.Millisecond) {
@@ -98,6 +100,11 @@ patching:
 				v := f.status(rs[0].ID)
 				if cond(rs[0], v) {
 					return rs[0]
+				}
+				// The scheduler itself promotes a staged rollout and resumes one its window
+				// closed; any other settled rollout stays as it is.
+				if v.Settled() && !v.AwaitingPromote && v.Reason != patching.ReasonWindowClosed {
+					t.Fatalf("%s: not reached; rollout %s settled %s (%s)\ndaemon log:\n%s", what, v.ID, v.State, v.Reason, f.d.tail())
 				}
 			}
 			if time.Since(start) > 5*time.Minute {

@@ -162,6 +162,23 @@ type View struct {
 	Finished        time.Time                    `json:"finished,omitzero"`
 }
 
+// Settled reports whether the rollout does nothing more until someone (a user, or the patch
+// scheduler) acts: it is final, or paused with no host deploying or rolling back.
+func (v View) Settled() bool {
+	if Terminal(v.State) {
+		return true
+	}
+	if v.State != StatePaused {
+		return false
+	}
+	for _, h := range v.Hosts {
+		if h.State == HostRunning || h.State == HostRollingBack {
+			return false
+		}
+	}
+	return true
+}
+
 // WaveView is one wave of a View.
 type WaveView struct {
 	Name        string    `json:"name"`
