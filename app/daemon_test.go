@@ -19,6 +19,7 @@ import (
 	"github.com/patchctl/patchctl/internal/testenv"
 	"github.com/patchctl/patchctl/mirror"
 	"github.com/patchctl/patchctl/store"
+	"github.com/patchctl/patchctl/waves"
 )
 
 // daemon is an App serving in the test.
@@ -242,6 +243,35 @@ func TestReload(t *testing.T) {
 	}
 	if err := d.call(t, "history", app.HostArgs{Host: "h2"}, &hist); err == nil {
 		t.Fatal("h2 still known after it left the inventory")
+	}
+
+	// Patch windows and rollout policies switch too: the next `windows` and `rollout plan`
+	// use the reloaded ones.
+	plan := func() error {
+		return d.call(t, "rollout.plan", waves.Request{Version: "0.5.0", Policy: "reloaded"}, nil)
+	}
+	if err := plan(); err == nil || !strings.Contains(err.Error(), `no rollout policy "reloaded"`) {
+		t.Fatalf("plan with a policy not yet configured: %v", err)
+	}
+	writeFile(t, dir, "patchctl.yml", string(good)+`patching:
+  windows:
+    - {name: reloaded-window, recurrence: "0 3 * * *", time_zone: UTC, duration: 1h, kind: staging}
+rollouts:
+  policies:
+    - name: default
+      waves: [{name: all, environments: [production]}]
+    - name: reloaded
+      waves: [{name: all, environments: [production]}]
+`)
+	if err := d.call(t, "reload", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	var wr app.WindowsReport
+	if err := d.call(t, "windows", app.WindowsArgs{Next: 1}, &wr); err != nil || len(wr.Windows) != 1 || wr.Windows[0].Name != "reloaded-window" {
+		t.Fatalf("windows after reload = %+v, %v", wr.Windows, err)
+	}
+	if err := plan(); err != nil && strings.Contains(err.Error(), "no rollout policy") {
+		t.Fatalf("plan with the reloaded policy: %v", err)
 	}
 }
 

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/patchctl/patchctl/internal/execx"
 )
@@ -29,13 +28,12 @@ func TestRunWaitsForWriter(t *testing.T) {
 		t.Fatalf("exec of a file open for writing: %v, want ETXTBSY", err)
 	}
 	attempts := 0
-	go func() {
-		time.Sleep(20 * time.Millisecond) // the writer finishes a little later
-		f.Close()
-	}()
 	var out []byte
 	err = execx.Run(context.Background(), func() *exec.Cmd {
 		attempts++
+		if attempts == 2 {
+			f.Close() // the writer lets go after the first refused start
+		}
 		cmd := exec.Command(p)
 		cmd.Stdout = writerFunc(func(b []byte) { out = append(out, b...) })
 		return cmd
@@ -43,8 +41,8 @@ func TestRunWaitsForWriter(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	if string(out) != "ran\n" || attempts < 2 {
-		t.Errorf("output %q after %d attempts, want \"ran\\n\" after at least 2", out, attempts)
+	if string(out) != "ran\n" || attempts != 2 {
+		t.Errorf("output %q after %d attempts, want \"ran\\n\" after 2", out, attempts)
 	}
 }
 
