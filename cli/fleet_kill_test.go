@@ -87,8 +87,8 @@ type procFleet struct {
 	d     *daemonProc
 }
 
-// newProcFleet lays out the hosts, writes patchctl.yml (the inventory, the .deb artifact
-// source, then extra), starts the daemon and deploys 0.4.1 to every host.
+// newProcFleet lays out the hosts, writes patchctl.yml (daemonConfig with extra), starts
+// the daemon and deploys 0.4.1 to every host.
 func newProcFleet(t *testing.T, extra string, hosts ...testenv.FleetHost) *procFleet {
 	t.Helper()
 	if os.Geteuid() != 0 {
@@ -96,8 +96,7 @@ func newProcFleet(t *testing.T, extra string, hosts ...testenv.FleetHost) *procF
 	}
 	f := &procFleet{t: t, hosts: testenv.Fleet(t, hosts...)}
 	inv := writeFile(t, "inventory.yml", testenv.FleetInventory(f.hosts, ""))
-	f.cfg = writeConfig(t, fmt.Sprintf("inventory:\n  file: %s\nartifacts:\n  sources:\n    - kind: deb\n      path: %s\n",
-		inv, filepath.Join(testenv.BinDir(), "nutcracker_{{.Version}}.deb"))+extra)
+	f.cfg = daemonConfig(t, inv, extra)
 	f.d = &daemonProc{t: t, cfg: f.cfg, log: filepath.Join(t.TempDir(), "daemon.log")}
 	t.Cleanup(func() { f.d.signal(syscall.SIGTERM) })
 	f.d.start()
