@@ -385,10 +385,15 @@ func (c *checker) servers(p *nutconf.Pool) {
 		c.errorf(p.Pos, RuleNoServers, "pool %q has no servers", p.Name)
 		return
 	}
-	byName := map[string]nutconf.Server{}
-	byLine := map[string]nutconf.Server{}
-	byAddr := map[string]nutconf.Server{}
-	for _, s := range p.Servers {
+	// The maps hold indexes into p.Servers: a Server is large, and a 20,000-server file
+	// would copy each one into every map.
+	byName := make(map[string]int, len(p.Servers))
+	byAddr := make(map[string]int, len(p.Servers))
+	var byLine map[string]int
+	if c.f.dupByLine {
+		byLine = make(map[string]int, len(p.Servers))
+	}
+	for i, s := range p.Servers {
 		if c.f.emptyValues && s.Raw == "" {
 			continue // reported as an empty value
 		}
@@ -397,30 +402,34 @@ func (c *checker) servers(p *nutconf.Pool) {
 		if s.Err == nil {
 			// nutcracker compares hash names only: one backend under two names is accepted
 			// and placed twice.
-			if first, ok := byAddr[s.Address()]; ok && first.HashName() != name && !c.f.dupByLine {
+			addr := s.Address()
+			if j, ok := byAddr[addr]; ok && p.Servers[j].HashName() != name && !c.f.dupByLine {
+				first := p.Servers[j]
 				c.warnf(s.Pos, RuleDuplicateAddress, "backend %s is listed twice, as %q and %q (line %d): it gets both weights, twice its share of keys",
-					s.Address(), name, first.HashName(), first.Pos.Line)
+					addr, name, first.HashName(), first.Pos.Line)
 			} else if !ok {
-				byAddr[s.Address()] = s
+				byAddr[addr] = i
 			}
 			if c.f.serverNames && s.HasName && s.Name == "" {
 				c.warnf(s.Pos, RuleEmptyServerName, "server %q ends in a space: its name is empty and nutcracker hashes it as '' instead of its address (remove the trailing space, or name it)", s.Raw)
 			}
 		}
-		if first, ok := byName[name]; ok {
+		if j, ok := byName[name]; ok {
+			first := p.Servers[j]
 			c.errorf(s.Pos, RuleDuplicateServer, "servers %q and %q (line %d) have the same hash name %q", s.Raw, first.Raw, first.Pos.Line, name)
 		} else {
-			byName[name] = s
+			byName[name] = i
 		}
 		if c.f.dupByLine {
 			line := s.Raw
 			if s.HasName {
 				line = line[:len(line)-len(s.Name)-1]
 			}
-			if first, ok := byLine[line]; ok && first.HashName() != name {
+			if j, ok := byLine[line]; ok && p.Servers[j].HashName() != name {
+				first := p.Servers[j]
 				c.errorf(s.Pos, RuleDuplicateServer, "servers %q and %q (line %d) have the same address and weight; nutcracker %s refuses that even with different names", s.Raw, first.Raw, first.Pos.Line, c.target)
 			} else if !ok {
-				byLine[line] = s
+				byLine[line] = i
 			}
 		}
 	}

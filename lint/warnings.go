@@ -104,19 +104,23 @@ func KetamaPoints(weight, total, nlive int) int {
 func (c *checker) sharedBackends(cfg *nutconf.Config) {
 	type use struct {
 		pool *nutconf.Pool
-		srv  nutconf.Server
+		srv  int // index into pool.Servers
 	}
-	first := map[string]use{}
+	n := 0
+	for _, p := range cfg.Pools {
+		n += len(p.Servers)
+	}
+	first := make(map[string]use, n)
 	warned := map[[2]string]bool{}
 	for _, p := range cfg.Pools {
-		for _, s := range p.Servers {
+		for i, s := range p.Servers {
 			if s.Err != nil {
 				continue
 			}
 			addr := s.Address()
 			u, ok := first[addr]
 			if !ok {
-				first[addr] = use{p, s}
+				first[addr] = use{p, i}
 				continue
 			}
 			if u.pool == p || warned[[2]string{u.pool.Name, p.Name}] {
@@ -125,7 +129,7 @@ func (c *checker) sharedBackends(cfg *nutconf.Config) {
 			if u.pool.Hash() != p.Hash() || u.pool.Distribution() != p.Distribution() {
 				warned[[2]string{u.pool.Name, p.Name}] = true
 				c.warnf(s.Pos, RuleSharedBackend, "backend %s is shared with pool %q (line %d) which uses %s/%s, this pool %s/%s: the same key maps to different servers",
-					addr, u.pool.Name, u.srv.Pos.Line, u.pool.Hash(), u.pool.Distribution(), p.Hash(), p.Distribution())
+					addr, u.pool.Name, u.pool.Servers[u.srv].Pos.Line, u.pool.Hash(), u.pool.Distribution(), p.Hash(), p.Distribution())
 			}
 		}
 	}

@@ -158,6 +158,7 @@ func (p *parser) root(n *yaml.Node) {
 		p.fail(pos(n), KindStructure, "top level is not a mapping of pool names to pools")
 		return
 	}
+	p.cfg.Pools = make([]*Pool, 0, len(n.Content)/2)
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		if k.Kind != yaml.ScalarNode {
@@ -173,7 +174,8 @@ func (p *parser) root(n *yaml.Node) {
 }
 
 func (p *parser) pool(k, m *yaml.Node) *Pool {
-	pl := &Pool{Name: k.Value, Pos: pos(k)}
+	pl := &Pool{Name: k.Value, Pos: pos(k), Keys: make([]*Key, 0, len(m.Content)/2)}
+	slab := make([]Key, 0, len(m.Content)/2) // one allocation for the pool's keys
 	seq := false
 	for i := 0; i+1 < len(m.Content); i += 2 {
 		kn, vn := m.Content[i], m.Content[i+1]
@@ -181,7 +183,8 @@ func (p *parser) pool(k, m *yaml.Node) *Pool {
 			p.fail(pos(kn), KindStructure, "pool %q: a key is not a plain string (depth greater than 2)", pl.Name)
 			continue
 		}
-		key := &Key{Name: kn.Value, Pos: pos(kn)}
+		slab = append(slab, Key{Name: kn.Value, Pos: pos(kn)})
+		key := &slab[len(slab)-1]
 		switch vn.Kind {
 		case yaml.ScalarNode:
 			key.Values = []Value{{Text: vn.Value, Pos: pos(vn)}}
@@ -191,6 +194,7 @@ func (p *parser) pool(k, m *yaml.Node) *Pool {
 				p.fail(pos(vn), KindStructure, "pool %q has more than one sequence (only servers: is a list)", pl.Name)
 			}
 			seq = true
+			key.Values = make([]Value, 0, len(vn.Content))
 			for _, item := range vn.Content {
 				switch item.Kind {
 				case yaml.ScalarNode:
@@ -206,6 +210,7 @@ func (p *parser) pool(k, m *yaml.Node) *Pool {
 		}
 		pl.Keys = append(pl.Keys, key)
 		if key.Name == "servers" {
+			pl.Servers = slices.Grow(pl.Servers, len(key.Values))
 			for _, v := range key.Values {
 				s, _ := ParseServer(v.Text)
 				s.Pos = v.Pos
