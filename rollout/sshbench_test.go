@@ -21,7 +21,8 @@ func dialSSH(t testing.TB, ctx context.Context, srv *testenv.SSHServer) *transpo
 }
 
 // TestDeployOverSSHOneConnection: a deploy and a rollback over SSH to a real sshd each run on
-// one connection, however many commands they send.
+// one connection and in one session (the transport's remote shell), however many commands and
+// files they send.
 func TestDeployOverSSHOneConnection(t *testing.T) {
 	e := newHost(t, startBackends(t), "")
 	srv := testenv.SSHD(t)
@@ -38,8 +39,8 @@ func TestDeployOverSSHOneConnection(t *testing.T) {
 		}
 		st := tr.Stats()
 		t.Logf("%s over ssh: %d connection(s), %d sessions", name, st.Dials, st.Sessions)
-		if st.Dials != 1 || st.Sessions < 1 {
-			t.Fatalf("%s: %+v, want every command on one connection", name, st)
+		if st.Dials != 1 || st.Sessions != 1 || st.Shells != 1 {
+			t.Fatalf("%s: %+v, want every command in one remote shell on one connection", name, st)
 		}
 	}
 	// The first build goes in locally (an SSH session takes seconds on a loaded machine),

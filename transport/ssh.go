@@ -34,19 +34,29 @@ const (
 	MaxTimeout     = 10 * time.Minute
 )
 
-// SSH runs commands on a host over one SSH connection, one session per command. If the
-// connection breaks (the server restarted, a firewall dropped it), the next command dials
-// again; a command that had started is never repeated. The remote user's login shell must
-// be a POSIX shell (sh, bash, dash, zsh, ash). Safe for concurrent use.
+// SSH runs commands on a host over one SSH connection. The commands of an operation go to one
+// remote shell that the first command starts (see shellScript), so the login shell starts once
+// per operation, not once per command; only a cancel's kill, and stdin beyond maxShellStdin,
+// take a session of their own. If the connection breaks (the server restarted, a firewall dropped it), the
+// next command dials again; a command that had started is never repeated. The remote user's
+// login shell must be a POSIX shell (sh, bash, dash, zsh, ash); a host that cannot keep the
+// remote shell gets one session per command (Stats says why). Safe for concurrent use:
+// commands that overlap get a shell each.
 type SSH struct {
-	host string // address as given, for messages
-	spec Spec
+	host         string // address as given, for messages
+	spec         Spec
+	shellCommand string // starts shellScript, less its marker argument
 
 	mu     sync.Mutex
 	conn   *sshConn // nil after Close
 	closed bool
 
-	dials, sessions atomic.Int64
+	shellMu      sync.Mutex
+	idle         []*remoteShell
+	noShell      error // why commands take a session each; nil while shells work
+	shellsClosed bool
+
+	dials, sessions, shells atomic.Int64
 }
 
 var _ Transport = (*SSH)(nil)
@@ -66,12 +76,22 @@ func newSSHConn(c *ssh.Client) *sshConn {
 // SSHStats counts what an SSH transport opened, for benchmarks and operators' figures.
 type SSHStats struct {
 	Dials    int64 // connections (the first and every reconnect)
-	Sessions int64 // sessions (one per command; Put takes two, a cancel one more)
+	Sessions int64 // sessions: the remote shells, a cancel's kill, stdin beyond maxShellStdin
+	Shells   int64 // remote shells started (each also counts as a session)
+	// NoShell says why the host could not keep a remote shell, so that every command took a
+	// session of its own; empty when shells work.
+	NoShell string
 }
 
 // Stats returns the counts so far.
 func (s *SSH) Stats() SSHStats {
-	return SSHStats{Dials: s.dials.Load(), Sessions: s.sessions.Load()}
+	st := SSHStats{Dials: s.dials.Load(), Sessions: s.sessions.Load(), Shells: s.shells.Load()}
+	s.shellMu.Lock()
+	if s.noShell != nil {
+		st.NoShell = s.noShell.Error()
+	}
+	s.shellMu.Unlock()
+	return st
 }
 
 // Typed errors a caller may branch on when DialSSH fails.
@@ -92,7 +112,8 @@ func DialSSH(ctx context.Context, spec Spec) (*SSH, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &SSH{host: spec.Address, spec: spec, conn: newSSHConn(c)}
+	s := &SSH{host: spec.Address, spec: spec, conn: newSSHConn(c),
+		shellCommand: "exec sh -c " + shellQuote([]string{shellScript}) + " sh"}
 	s.dials.Add(1)
 	return s, nil
 }
@@ -164,19 +185,19 @@ func (s *SSH) current(ctx context.Context) (*sshConn, error) {
 
 // newSession opens a session. If the connection turns out to be broken it dials again, once:
 // a session that could not be opened ran nothing, so opening it again is safe.
-func (s *SSH) newSession(ctx context.Context) (*ssh.Session, error) {
+func (s *SSH) newSession(ctx context.Context) (*ssh.Session, *sshConn, error) {
 	for attempt := 0; ; attempt++ {
 		c, err := s.current(ctx)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		sess, err := c.open(ctx)
 		if err == nil {
 			s.sessions.Add(1)
-			return sess, nil
+			return sess, c, nil
 		}
 		if attempt > 0 || ctx.Err() != nil || !c.broken(ctx) {
-			return nil, fmt.Errorf("new session: %w", err)
+			return nil, nil, fmt.Errorf("new session: %w", err)
 		}
 	}
 }
@@ -384,21 +405,21 @@ func classifyHandshake(err error) error {
 	return fmt.Errorf("handshake: %w", err)
 }
 
-// Run runs argv, shell-quoted, in a new session; stdin is streamed to it. Cancelling ctx
-// kills the remote command and closes the session.
+// Run runs argv, shell-quoted, in the remote shell; stdin is read to its end and sent before
+// the command starts (beyond maxShellStdin it is streamed in a session of its own). A command
+// killed by a signal reports the shell's status for it, 128+signal. Cancelling ctx kills the
+// remote command.
 func (s *SSH) Run(ctx context.Context, argv []string, stdin io.Reader) (Result, error) {
 	if len(argv) == 0 {
 		return Result{}, fmt.Errorf("ssh %s: run: empty command", s.host)
 	}
-	var stdout, stderr bytes.Buffer
-	err := s.session(ctx, argv, stdin, &stdout, &stderr)
-	res := Result{Stdout: stdout.Bytes(), Stderr: stderr.Bytes()}
-	var exit *ssh.ExitError
-	if errors.As(err, &exit) && exit.Signal() == "" {
-		return res, fmt.Errorf("ssh %s: %w", s.host, newExitError(argv, exit.ExitStatus(), res.Stderr))
-	}
+	stdout, stderr, status, err := s.command(ctx, argv, stdin)
+	res := Result{Stdout: stdout, Stderr: stderr}
 	if err != nil {
 		return res, fmt.Errorf("ssh %s: run %s: %w", s.host, argv[0], err)
+	}
+	if status != 0 {
+		return res, fmt.Errorf("ssh %s: %w", s.host, newExitError(argv, status, stderr))
 	}
 	return res, nil
 }
@@ -411,7 +432,7 @@ func (s *SSH) session(ctx context.Context, argv []string, stdin io.Reader, stdou
 	if err := ctx.Err(); err != nil {
 		return context.Cause(ctx)
 	}
-	sess, err := s.newSession(ctx)
+	sess, _, err := s.newSession(ctx)
 	if err != nil {
 		return err
 	}
@@ -522,9 +543,9 @@ func (p *pidWriter) Write(b []byte) (int, error) {
 	return n, nil
 }
 
-// Put streams r into a temp file beside path in one session, then, only if every byte
-// arrived, fsyncs, chmods and renames it over path in a second one, so a cut connection
-// never leaves a partial file at path. The temp file is removed on failure.
+// Put writes r into a temp file beside path with one command, then, only if every byte
+// arrived, fsyncs, chmods and renames it over path with a second, so a cut connection never
+// leaves a partial file at path. The temp file is removed on failure.
 func (s *SSH) Put(ctx context.Context, p string, r io.Reader, mode fs.FileMode) error {
 	var suffix [8]byte
 	_, _ = rand.Read(suffix[:])
@@ -534,12 +555,11 @@ func (s *SSH) Put(ctx context.Context, p string, r io.Reader, mode fs.FileMode) 
 	}
 	tmp := dir + "." + base + ".tmp" + hex.EncodeToString(suffix[:])
 	cr := &countingReader{r: r}
-	var stderr bytes.Buffer
 	// noclobber: never write through a file or symlink that someone placed at tmp.
 	write := []string{"sh", "-c", `set -C && umask 077 && cat > "$1"`, "sh", tmp}
-	if err := s.session(ctx, write, cr, io.Discard, &stderr); err != nil {
+	if err := s.script(ctx, write, cr); err != nil {
 		s.cleanup(tmp)
-		return fmt.Errorf("ssh %s: put %s: %w", s.host, p, s.scriptError(err, &stderr))
+		return fmt.Errorf("ssh %s: put %s: %w", s.host, p, err)
 	}
 	// sync FILE fsyncs that file (GNU coreutils, busybox); older versions sync everything,
 	// which is slower but just as durable.
@@ -548,10 +568,9 @@ n=$(wc -c < "$t") && [ "$n" -eq "$size" ] || { echo "received $n bytes of $size"
 chmod "$mode" "$t" && sync "$t" && mv -f "$t" "$p" && sync "$d" || { rm -f "$t"; exit 1; }`
 	commit := []string{"sh", "-c", commitScript, "sh", tmp, p, dir,
 		strconv.FormatInt(cr.n, 10), strconv.FormatUint(uint64(mode.Perm()), 8)}
-	stderr.Reset()
-	if err := s.session(ctx, commit, nil, io.Discard, &stderr); err != nil {
+	if err := s.script(ctx, commit, nil); err != nil {
 		s.cleanup(tmp)
-		return fmt.Errorf("ssh %s: put %s: %w", s.host, p, s.scriptError(err, &stderr))
+		return fmt.Errorf("ssh %s: put %s: %w", s.host, p, err)
 	}
 	return nil
 }
@@ -561,18 +580,24 @@ chmod "$mode" "$t" && sync "$t" && mv -f "$t" "$p" && sync "$d" || { rm -f "$t";
 func (s *SSH) cleanup(tmp string) {
 	ctx, cancel := context.WithTimeout(context.Background(), afterCancelWait)
 	defer cancel()
-	_ = s.session(ctx, []string{"rm", "-f", tmp}, nil, io.Discard, io.Discard)
+	_, _, _, _ = s.command(ctx, []string{"rm", "-f", tmp}, nil)
 }
 
-func (s *SSH) scriptError(err error, stderr *bytes.Buffer) error {
-	var exit *ssh.ExitError
-	if errors.As(err, &exit) {
-		if msg := stderrExcerpt(stderr.Bytes()); msg != "" {
-			return errors.New(msg)
-		}
-		return fmt.Errorf("remote status %d", exit.ExitStatus())
+// script runs one of the transport's own scripts; a non-zero status becomes the error its
+// stderr gives.
+func (s *SSH) script(ctx context.Context, argv []string, stdin io.Reader) error {
+	_, stderr, status, err := s.command(ctx, argv, stdin)
+	if err != nil || status == 0 {
+		return err
 	}
-	return err
+	return scriptError(status, stderr)
+}
+
+func scriptError(status int, stderr []byte) error {
+	if msg := stderrExcerpt(stderr); msg != "" {
+		return errors.New(msg)
+	}
+	return fmt.Errorf("remote status %d", status)
 }
 
 // notFoundStatus is the status the ReadFile script uses for a missing file.
@@ -581,21 +606,22 @@ const notFoundStatus = 66
 // ReadFile returns the contents of path; a missing file gives an error matching
 // fs.ErrNotExist.
 func (s *SSH) ReadFile(ctx context.Context, p string) ([]byte, error) {
-	var stdout, stderr bytes.Buffer
 	script := `[ -e "$1" ] || exit ` + strconv.Itoa(notFoundStatus) + `; exec cat -- "$1"`
-	err := s.session(ctx, []string{"sh", "-c", script, "sh", p}, nil, &stdout, &stderr)
-	var exit *ssh.ExitError
-	if errors.As(err, &exit) && exit.ExitStatus() == notFoundStatus {
+	stdout, stderr, status, err := s.command(ctx, []string{"sh", "-c", script, "sh", p}, nil)
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("ssh %s: read %s: %w", s.host, p, err)
+	case status == notFoundStatus:
 		return nil, fmt.Errorf("ssh %s: read %s: %w", s.host, p, fs.ErrNotExist)
+	case status != 0:
+		return nil, fmt.Errorf("ssh %s: read %s: %w", s.host, p, scriptError(status, stderr))
 	}
-	if err != nil {
-		return nil, fmt.Errorf("ssh %s: read %s: %w", s.host, p, s.scriptError(err, &stderr))
-	}
-	return stdout.Bytes(), nil
+	return stdout, nil
 }
 
-// Close closes the connection; later calls fail.
+// Close ends the remote shells and closes the connection; later calls fail.
 func (s *SSH) Close() error {
+	s.closeShells()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {

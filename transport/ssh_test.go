@@ -7,7 +7,9 @@ import (
 	"crypto/rand"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"os"
 	"os/exec"
@@ -241,8 +243,8 @@ func TestSSHReconnect(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if st := tr.Stats(); st.Dials != 1 || st.Sessions != 3 {
-		t.Fatalf("after 3 commands: %+v, want 1 connection and 3 sessions", st)
+	if st := tr.Stats(); st.Dials != 1 || st.Sessions != 1 || st.Shells != 1 {
+		t.Fatalf("after 3 commands: %+v, want 1 connection and 1 session (the remote shell)", st)
 	}
 
 	marks := filepath.Join(t.TempDir(), "marks")
@@ -262,8 +264,8 @@ func TestSSHReconnect(t *testing.T) {
 	if _, err := tr.Run(ctx, []string{"true"}, nil); err != nil {
 		t.Fatalf("run after the connection broke: %v", err)
 	}
-	if st := tr.Stats(); st.Dials != 2 {
-		t.Fatalf("after the break: %+v, want a second connection", st)
+	if st := tr.Stats(); st.Dials != 2 || st.Shells != 2 {
+		t.Fatalf("after the break: %+v, want a second connection and shell", st)
 	}
 	if b, _ := os.ReadFile(marks); string(b) != "run\n" {
 		t.Fatalf("the interrupted command ran %q, want once", b)
@@ -305,4 +307,139 @@ func killConnections(t *testing.T, srv *testenv.SSHServer) {
 	if killed == 0 {
 		t.Fatal("sshd has no connection process to kill")
 	}
+}
+
+// TestSSHShellFraming: the commands of a transport share one remote shell, whose replies keep
+// every byte of stdout and stderr, the exit status and every argument exactly.
+func TestSSHShellFraming(t *testing.T) {
+	srv := testenv.SSHD(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*testenv.WaitTimeout)
+	defer cancel()
+	tr, err := transport.DialSSH(ctx, sshSpec(srv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	dir := t.TempDir()
+	large := make([]byte, 3<<20+7)
+	if _, err := rand.Read(large); err != nil {
+		t.Fatal(err)
+	}
+	large[0], large[len(large)-1] = 0, 0 // a NUL at each end, no trailing newline
+	blob := filepath.Join(dir, "blob")
+	if err := os.WriteFile(blob, large, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"x\n", "\n\n", "  lead", "trail  ", `end\`, "a\\\nb", "'", `"`, "\r\n", "\t", "$(echo no)", "5\n3\n"}
+	tests := []struct {
+		name                  string
+		argv                  []string
+		stdin, stdout, stderr []byte
+		status                int
+	}{
+		{"NULsNoNewline", []string{"printf", `a\000b\000\377`}, nil, []byte("a\x00b\x00\xff"), nil, 0},
+		{"Empty", []string{"true"}, nil, nil, nil, 0},
+		{"LargeStdout", []string{"cat", blob}, nil, large, nil, 0},
+		{"LargeStderr", []string{"sh", "-c", `cat "$1" >&2; exit 5`, "sh", blob}, nil, nil, large, 5},
+		{"LargeBinaryStdin", []string{"cat"}, large, large, nil, 0},
+		{"StdinNotRead", []string{"true"}, []byte("9 9\nexit 1\n"), nil, nil, 0},
+		{"StdinAfterUnread", []string{"cat"}, []byte("\x00\n"), []byte("\x00\n"), nil, 0},
+		{"Both", []string{"sh", "-c", `printf out; printf 'e\nrr' >&2; exit 255`}, nil, []byte("out"), []byte("e\nrr"), 255},
+		{"ArgvWithNewlines", append([]string{"printf", "[%s]"}, args...), nil, []byte("[" + strings.Join(args, "][") + "]"), nil, 0},
+		{"NewlineInCommandName", []string{"no\nsuch"}, nil, nil, nil, 127},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdin io.Reader
+			if tt.stdin != nil {
+				stdin = bytes.NewReader(tt.stdin)
+			}
+			res, err := tr.Run(ctx, tt.argv, stdin)
+			var exit *transport.ExitError
+			switch {
+			case tt.status == 0 && err != nil:
+				t.Fatal(err)
+			case tt.status != 0 && (!errors.As(err, &exit) || exit.Status != tt.status):
+				t.Fatalf("err = %v, want exit status %d", err, tt.status)
+			}
+			if !bytes.Equal(res.Stdout, tt.stdout) {
+				t.Errorf("stdout: %d bytes %q, want %d bytes %q", len(res.Stdout), head(res.Stdout), len(tt.stdout), head(tt.stdout))
+			}
+			if tt.stderr != nil && !bytes.Equal(res.Stderr, tt.stderr) {
+				t.Errorf("stderr: %d bytes %q, want %d bytes %q", len(res.Stderr), head(res.Stderr), len(tt.stderr), head(tt.stderr))
+			}
+		})
+	}
+	if st := tr.Stats(); st.Dials != 1 || st.Shells != 1 || st.Sessions != 1 {
+		t.Fatalf("%+v, want every command in one shell", st)
+	}
+}
+
+func head(b []byte) []byte { return b[:min(len(b), 40)] }
+
+// TestSSHShellEnds: a shell that dies mid-command fails that command (without running it
+// again) and the next command gets a new shell; the shell's private directory goes when the
+// transport closes and when the connection drops.
+func TestSSHShellEnds(t *testing.T) {
+	srv := testenv.SSHD(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*testenv.WaitTimeout)
+	defer cancel()
+	tr, err := transport.DialSSH(ctx, sshSpec(srv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+
+	marks := filepath.Join(t.TempDir(), "marks")
+	ran := make(chan error, 1)
+	go func() {
+		// $PPID is the shell; the command itself becomes sleep.
+		_, err := tr.Run(ctx, []string{"sh", "-c", `echo "$PPID $$" >> "$1"; exec sleep 300`, "sh", marks}, nil)
+		ran <- err
+	}()
+	var shell, command int
+	testenv.Eventually(t, "the long command to start", func() bool {
+		b, _ := os.ReadFile(marks)
+		_, err := fmt.Sscan(string(b), &shell, &command)
+		return err == nil
+	})
+	t.Cleanup(func() { syscall.Kill(command, syscall.SIGKILL) })
+	if err := syscall.Kill(shell, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	err = <-ran
+	var exit *transport.ExitError
+	if err == nil || errors.As(err, &exit) || !strings.Contains(err.Error(), "remote shell") {
+		t.Fatalf("err = %v, want the shell's end reported", err)
+	}
+	if _, err := tr.Run(ctx, []string{"true"}, nil); err != nil {
+		t.Fatalf("run after the shell died: %v", err)
+	}
+	if b, _ := os.ReadFile(marks); strings.Count(string(b), "\n") != 1 {
+		t.Fatalf("the interrupted command ran %q, want once", b)
+	}
+	if st := tr.Stats(); st.Dials != 1 || st.Shells != 2 {
+		t.Fatalf("%+v, want a second shell on the same connection", st)
+	}
+
+	// The command's stdout is a file in the shell's directory.
+	shellDir := func() string {
+		res, err := tr.Run(ctx, []string{"readlink", "/proc/self/fd/1"}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return filepath.Dir(strings.TrimSpace(string(res.Stdout)))
+	}
+	gone := func(what, dir string) {
+		testenv.Eventually(t, what, func() bool {
+			_, err := os.Stat(dir)
+			return errors.Is(err, fs.ErrNotExist)
+		})
+	}
+	dir := shellDir()
+	killConnections(t, srv)
+	gone("the shell's directory to go when the connection drops", dir)
+	dir = shellDir()
+	tr.Close()
+	gone("the shell's directory to go on Close", dir)
 }
