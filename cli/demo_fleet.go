@@ -448,6 +448,9 @@ func (c *demoCmd) awaitRollout(ctx context.Context, id, what string, done func(w
 		if done(v) {
 			return v, nil
 		}
+		if v.Settled() { // nothing will change without someone acting: say so now
+			return v, fmt.Errorf("rollout %s: %s: it stopped %s instead (%s)", id, what, v.State, v.Reason)
+		}
 		if time.Now().After(deadline) {
 			return v, fmt.Errorf("rollout %s: %s: not reached in 5 minutes (%s: %s)", id, what, v.State, v.Reason)
 		}
