@@ -79,7 +79,9 @@ func setupRollout(_ context.Context, a *App) error {
 					return nil, err
 				}
 			}
-			res, err := r.Deploy(ctx, spec, rollout.Artifact{Path: art.Path, Version: art.Version, SHA256: art.SHA256}, opts)
+			res, err := a.whenFree(ctx, op, args.Host, args.DryRun, func() (rollout.Result, error) {
+				return r.Deploy(ctx, spec, rollout.Artifact{Path: art.Path, Version: art.Version, SHA256: art.SHA256}, opts)
+			})
 			if restore != nil && (err != nil || (res.Operation.State != rollout.OpSucceeded && !res.Unchanged)) {
 				restore()
 			}
@@ -91,8 +93,8 @@ func setupRollout(_ context.Context, a *App) error {
 		if err := a.refuseLeased(ctx, args.Host, false); err != nil {
 			return nil, nil, err
 		}
-		return a.hostOp(args.Host, func(ctx context.Context, _ *Op, spec rollout.HostSpec) (any, error) {
-			res, err := r.Rollback(ctx, spec, args.To)
+		return a.hostOp(args.Host, func(ctx context.Context, op *Op, spec rollout.HostSpec) (any, error) {
+			res, err := a.whenFree(ctx, op, args.Host, false, func() (rollout.Result, error) { return r.Rollback(ctx, spec, args.To) })
 			if err == nil {
 				err = a.store.Update(ctx, func(tx *store.Tx) error {
 					return tx.PutHost(HostExpectedVersion, args.Host, res.Operation.ToVersion)
@@ -103,8 +105,8 @@ func setupRollout(_ context.Context, a *App) error {
 		})
 	})
 	handleOp(a, "adopt", func(ctx context.Context, args HostArgs) ([]string, func(context.Context, *Op) (any, error), error) {
-		return a.hostOp(args.Host, func(ctx context.Context, _ *Op, spec rollout.HostSpec) (any, error) {
-			res, err := r.Adopt(ctx, spec)
+		return a.hostOp(args.Host, func(ctx context.Context, op *Op, spec rollout.HostSpec) (any, error) {
+			res, err := a.whenFree(ctx, op, args.Host, false, func() (rollout.Result, error) { return r.Adopt(ctx, spec) })
 			a.wake()
 			return opReply(res, nil, err)
 		})
@@ -208,6 +210,28 @@ func (a *App) hostOp(host string, work func(ctx context.Context, op *Op, spec ro
 		defer closeT()
 		return work(ctx, op, spec)
 	}, nil
+}
+
+// whenFree runs one host operation of the runner. The runner lets one of its operations
+// hold a host at a time, but the daemon's start-up recovery of an interrupted deploy works
+// on hosts outside it: an operation accepted meanwhile waits for that (bounded, and says
+// so) instead of failing. A rollout that took the host in the meantime still refuses it.
+func (a *App) whenFree(ctx context.Context, op *Op, host string, dryRun bool, fn func() (rollout.Result, error)) (rollout.Result, error) {
+	said := false
+	return retryBusy(ctx, func() (rollout.Result, error) {
+		res, err := fn()
+		if !errors.Is(err, rollout.ErrBusy) {
+			return res, err
+		}
+		if lerr := a.refuseLeased(ctx, host, dryRun); lerr != nil {
+			return res, lerr
+		}
+		if !said {
+			op.Emit(OpEvent{Type: EventInfo, Host: host, Message: "waiting for the daemon's recovery of an interrupted operation on this host"})
+			said = true
+		}
+		return res, err
+	})
 }
 
 func (a *App) knownHost(name string) error {
