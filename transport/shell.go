@@ -62,7 +62,8 @@ while IFS=' ' read -r n z; do
 	echo "$m pid $p"
 	wait "$p"
 	r=$?
-	echo "$m done $r $(wc -c <"$d/o") $(wc -c <"$d/e")"
+	set -- $(cd "$d" && wc -c o e)
+	echo "$m done $r $1 $3"
 	cat "$d/o" "$d/e"
 done`
 
