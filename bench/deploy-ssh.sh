@@ -3,7 +3,10 @@
 # same kind of host reached over SSH (a real OpenSSH server on loopback, logged in as root),
 # and prints the ratio (target: SSH at most 2x local plus the network round trips, which
 # loopback does not add). Each deploy switches between nutcracker 0.4.1 and 0.5.0 on a
-# pidfile host with one redis pool. Needs root, sshd, ssh-keygen, redis-server and redis-cli.
+# pidfile host with one redis pool. It also times a bare login (`ssh HOST true` with the
+# OpenSSH client), which every SSH operation pays once: connection, authentication and the
+# login shell's start-up files, which the transport cannot avoid. Needs root, sshd, ssh,
+# ssh-keygen, redis-server and redis-cli.
 #
 #   bash bench/deploy-ssh.sh          # 6 deploys each
 #   RUNS=10 bash bench/deploy-ssh.sh
@@ -68,9 +71,19 @@ for h in local ssh; do
 	done
 done
 
+for _ in $(seq "$runs"); do
+	t0=$(now_ms)
+	ssh -q -o BatchMode=yes -o UserKnownHostsFile="$keys/known_hosts" -i "$keys/id" -p "$ssh_port" root@127.0.0.1 true
+	times[login]+="$(($(now_ms) - t0)) "
+done
+
 l=$(printf '%s\n' ${times[local]} | median)
 s=$(printf '%s\n' ${times[ssh]} | median)
-echo "runs:                       $runs each"
+echo "runs:                         $runs each"
 echo "patchctl deploy, local (CLI): median ${l} ms   (all: ${times[local]})"
 echo "patchctl deploy, ssh (CLI):   median ${s} ms   (all: ${times[ssh]})"
-awk -v s="$s" -v l="$l" 'BEGIN { printf "ratio ssh / local:          %.2f (target <= 2)\n", s / l }'
+g=$(printf '%s\n' ${times[login]} | median)
+echo "bare ssh login (ssh true):    median ${g} ms   (all: ${times[login]})"
+awk -v s="$s" -v l="$l" -v g="$g" 'BEGIN {
+	printf "ratio ssh / local:            %.2f (target <= 2)\n", s / l
+	printf "ratio (ssh - login) / local:  %.2f (what the transport adds beyond one login)\n", (s - g) / l }'

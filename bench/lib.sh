@@ -18,7 +18,12 @@ cleanup() {
 	for f in "$work"/*/run/nutcracker.pid; do
 		[ -s "$f" ] && kill -KILL "$(cat "$f")" 2>/dev/null || :
 	done
-	[ -s "$work/redis.pid" ] && kill "$(cat "$work/redis.pid")" 2>/dev/null || :
+	if [ -s "$work/redis.pid" ]; then
+		# redis writes its log as it exits: wait, so that the directory can be removed.
+		local rp
+		rp=$(cat "$work/redis.pid")
+		kill "$rp" 2>/dev/null && within 30 gone "$rp" || :
+	fi
 	rm -rf -- "$work"
 }
 trap cleanup EXIT
