@@ -95,12 +95,16 @@ func needsRestart(old, cfg *config.Config) error {
 	return nil
 }
 
+// serving reports whether this App is the daemon: it serves the socket.
+func (a *App) serving() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.listener != ""
+}
+
 func setupReload(_ context.Context, a *App) error {
 	handle(a, "reload", func(ctx context.Context, _ struct{}) (any, error) {
-		a.mu.Lock()
-		serving := a.listener != ""
-		a.mu.Unlock()
-		if !serving {
+		if !a.serving() {
 			return nil, &Error{Kind: KindFailed, Msg: "no daemon is running: nothing to reload"}
 		}
 		res, err := a.Reload(ctx)

@@ -65,15 +65,7 @@ func setupRollout(_ context.Context, a *App) error {
 		if err := a.refuseLeased(ctx, args.Host, args.DryRun); err != nil {
 			return nil, nil, err
 		}
-		if err := a.knownHost(args.Host); err != nil {
-			return nil, nil, err
-		}
-		return []string{args.Host}, func(ctx context.Context, op *Op) (any, error) {
-			spec, closeT, err := a.hostSpec(ctx, args.Host)
-			if err != nil {
-				return nil, err
-			}
-			defer closeT()
+		return a.hostOp(args.Host, func(ctx context.Context, op *Op, spec rollout.HostSpec) (any, error) {
 			op.Emit(OpEvent{Type: EventStep, Host: args.Host, Step: "resolve", Message: "nutcracker " + args.Version})
 			art, err := a.deployArtifact(ctx, cache, args)
 			if err != nil {
@@ -93,21 +85,13 @@ func setupRollout(_ context.Context, a *App) error {
 			}
 			a.wake()
 			return opReply(res, &art, err)
-		}, nil
+		})
 	})
 	handleOp(a, "rollback", func(ctx context.Context, args RollbackArgs) ([]string, func(context.Context, *Op) (any, error), error) {
 		if err := a.refuseLeased(ctx, args.Host, false); err != nil {
 			return nil, nil, err
 		}
-		if err := a.knownHost(args.Host); err != nil {
-			return nil, nil, err
-		}
-		return []string{args.Host}, func(ctx context.Context, op *Op) (any, error) {
-			spec, closeT, err := a.hostSpec(ctx, args.Host)
-			if err != nil {
-				return nil, err
-			}
-			defer closeT()
+		return a.hostOp(args.Host, func(ctx context.Context, _ *Op, spec rollout.HostSpec) (any, error) {
 			res, err := r.Rollback(ctx, spec, args.To)
 			if err == nil {
 				err = a.store.Update(ctx, func(tx *store.Tx) error {
@@ -116,22 +100,14 @@ func setupRollout(_ context.Context, a *App) error {
 			}
 			a.wake()
 			return opReply(res, nil, err)
-		}, nil
+		})
 	})
 	handleOp(a, "adopt", func(ctx context.Context, args HostArgs) ([]string, func(context.Context, *Op) (any, error), error) {
-		if err := a.knownHost(args.Host); err != nil {
-			return nil, nil, err
-		}
-		return []string{args.Host}, func(ctx context.Context, op *Op) (any, error) {
-			spec, closeT, err := a.hostSpec(ctx, args.Host)
-			if err != nil {
-				return nil, err
-			}
-			defer closeT()
+		return a.hostOp(args.Host, func(ctx context.Context, _ *Op, spec rollout.HostSpec) (any, error) {
 			res, err := r.Adopt(ctx, spec)
 			a.wake()
 			return opReply(res, nil, err)
-		}, nil
+		})
 	})
 	handle(a, "history", func(ctx context.Context, args HostArgs) (any, error) {
 		if err := a.knownHost(args.Host); err != nil {
@@ -216,6 +192,22 @@ func opReply(res rollout.Result, art *artifact.Artifact, err error) (any, error)
 	}
 	reply.Error = err.Error()
 	return reply, nil
+}
+
+// hostOp accepts an operation on one inventory host: it refuses a host the inventory does
+// not name, and runs work with the host's rollout view, its transport closed after.
+func (a *App) hostOp(host string, work func(ctx context.Context, op *Op, spec rollout.HostSpec) (any, error)) ([]string, func(context.Context, *Op) (any, error), error) {
+	if err := a.knownHost(host); err != nil {
+		return nil, nil, err
+	}
+	return []string{host}, func(ctx context.Context, op *Op) (any, error) {
+		spec, closeT, err := a.hostSpec(ctx, host)
+		if err != nil {
+			return nil, err
+		}
+		defer closeT()
+		return work(ctx, op, spec)
+	}, nil
 }
 
 func (a *App) knownHost(name string) error {

@@ -11,7 +11,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/patchctl/patchctl/config"
-	"github.com/patchctl/patchctl/inventory"
 	"github.com/patchctl/patchctl/nutcracker"
 	"github.com/patchctl/patchctl/rollout"
 	"github.com/patchctl/patchctl/store"
@@ -174,18 +173,10 @@ func retryBusy[T any](ctx context.Context, fn func() (T, error)) (T, error) {
 	}
 }
 
-func (f *fleetHosts) invHost(name string) (inventory.Host, error) {
-	if err := f.a.knownHost(name); err != nil {
-		return inventory.Host{}, err
-	}
-	h, _ := f.a.inventory().Host(name)
-	return h, nil
-}
-
 func (f *fleetHosts) Check(ctx context.Context, host, version string) waves.Check {
 	c := waves.Check{Problems: []string{}}
 	problem := func(format string, args ...any) { c.Problems = append(c.Problems, fmt.Sprintf(format, args...)) }
-	h, err := f.invHost(host)
+	h, err := f.a.inventoryHost(host)
 	if err != nil {
 		problem("%v", err)
 		return c
@@ -307,7 +298,7 @@ func (f *fleetHosts) Hook(ctx context.Context, host string, argv []string) error
 }
 
 func (f *fleetHosts) Stats(ctx context.Context, host string) (*nutcracker.Stats, error) {
-	h, err := f.invHost(host)
+	h, err := f.a.inventoryHost(host)
 	if err != nil {
 		return nil, err
 	}

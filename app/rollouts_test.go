@@ -102,7 +102,9 @@ func (r *rig) status(id string) waves.View {
 	return v
 }
 
-// waitFor polls a rollout until cond holds; busy CI machines get generous time.
+// waitFor polls a rollout until cond holds; busy CI machines get generous time. A rollout
+// that settled elsewhere (finished, or paused with nothing in flight) fails at once: it
+// would not move again by itself.
 func (r *rig) waitFor(id, what string, cond func(waves.View) bool) waves.View {
 	r.t.Helper()
 	deadline := time.Now().Add(8 * time.Minute)
@@ -110,6 +112,9 @@ func (r *rig) waitFor(id, what string, cond func(waves.View) bool) waves.View {
 		v := r.status(id)
 		if cond(v) {
 			return v
+		}
+		if v.Settled() {
+			r.t.Fatalf("rollout %s: %s: not reached; it settled %s (%s)\n%s", id, what, v.State, v.Reason, describeView(v))
 		}
 		if time.Now().After(deadline) {
 			r.t.Fatalf("rollout %s: %s: not reached; state %s (%s)\n%s", id, what, v.State, v.Reason, describeView(v))
@@ -137,22 +142,8 @@ func (r *rig) expect(version string, hosts ...*testenv.FleetProxy) {
 		hosts = r.hosts
 	}
 	for _, h := range hosts {
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			v, err := h.Version(ctxT(r.t, 10*time.Second))
-			if err == nil && v != version {
-				err = fmt.Errorf("runs %s, want %s", v, version)
-			}
-			if err == nil {
-				err = h.Serving(ctxT(r.t, 10*time.Second))
-			}
-			if err == nil {
-				break
-			}
-			if time.Now().After(deadline) {
-				r.t.Fatalf("%s: %v", h.Name, err)
-			}
-			time.Sleep(200 * time.Millisecond)
+		if err := h.WaitServing(r.t.Context(), version, 30*time.Second); err != nil {
+			r.t.Fatalf("%s: %v", h.Name, err)
 		}
 	}
 }

@@ -110,10 +110,7 @@ func setupWindows(ctx context.Context, a *App) error {
 	a.addLoop(a.patchLoop)
 	// A tick on request: the demo and tests move their clock and ask for one at once.
 	handle(a, "patching.tick", func(ctx context.Context, _ struct{}) (any, error) {
-		a.mu.Lock()
-		serving := a.listener != ""
-		a.mu.Unlock()
-		if !serving {
+		if !a.serving() {
 			return nil, &Error{Kind: KindFailed, Msg: "the patch scheduler runs in the daemon"}
 		}
 		return struct{}{}, a.patch.Tick(ctx)

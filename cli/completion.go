@@ -230,9 +230,9 @@ func (c *completionCmd) Run(context.Context) error {
 	g := commandGrammar()
 	switch c.shell {
 	case "bash":
-		g.bash(c.env.Out)
+		g.caseScript(c.env.Out, bashShell)
 	case "zsh":
-		g.zsh(c.env.Out)
+		g.caseScript(c.env.Out, zshShell)
 	case "fish":
 		g.fish(c.env.Out)
 	default:
@@ -258,49 +258,66 @@ func (g grammar) names() []string {
 	return names
 }
 
-func (g grammar) bash(w io.Writer) {
-	ask := `$(patchctl __complete -- "${COMP_WORDS[@]:1:COMP_CWORD-1}" 2>/dev/null)`
-	fmt.Fprintf(w, "# bash completion for patchctl; load with: source <(patchctl completion bash)\n_patchctl() {\n")
-	fmt.Fprintf(w, "  local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]} c1=${COMP_WORDS[1]} c2=${COMP_WORDS[2]}\n")
-	fmt.Fprintf(w, "  case \"$prev\" in %s) COMPREPLY=($(compgen -W \"%s\" -- \"$cur\")); return;; esac\n", strings.Join(g.valueFlags, "|"), ask)
-	fmt.Fprintf(w, "  if [ \"$COMP_CWORD\" -eq 1 ]; then COMPREPLY=($(compgen -W %q -- \"$cur\")); return; fi\n", strings.Join(g.top, " "))
-	fmt.Fprintf(w, "  case \"$c1\" in\n")
-	for _, t := range g.top {
-		if s, ok := g.sub[t]; ok {
-			fmt.Fprintf(w, "    %s) if [ \"$COMP_CWORD\" -eq 2 ]; then COMPREPLY=($(compgen -W %q -- \"$cur\")); return; fi;;\n", t, strings.Join(s, " "))
-		}
-	}
-	fmt.Fprintf(w, "  esac\n  case \"$cur\" in -*)\n    case \"$c1 $c2\" in\n")
-	for _, n := range g.names() {
-		fmt.Fprintf(w, "      %s) COMPREPLY=($(compgen -W %q -- \"$cur\"));;\n", casePattern(n), strings.Join(g.flags[n], " "))
-	}
-	fmt.Fprintf(w, "    esac;;\n  *) case \"$c1\" in\n")
-	if len(g.argCmds) > 0 {
-		fmt.Fprintf(w, "      %s) COMPREPLY=($(compgen -W \"%s\" -- \"$cur\"));;\n", strings.Join(g.argCmds, "|"), ask)
-	}
-	fmt.Fprintf(w, "      *) COMPREPLY=($(compgen -f -- \"$cur\"));;\n    esac;;\n  esac\n}\ncomplete -F _patchctl patchctl\n")
+// caseShell is a completion script made of one function of nested case statements (bash,
+// zsh): the formats of its parts, filled from the grammar by caseScript.
+type caseShell struct {
+	ask       string // the command line that asks patchctl __complete for values
+	head      string
+	values    string // value flags ("a|b"), ask
+	top       string // top-level commands
+	sub       string // a command, its subcommands
+	flagsHead string
+	flag      string // a casePattern, its flags
+	flagsEnd  string
+	args      string // commands that take values as arguments ("a|b"), ask
+	tail      string
 }
 
-func (g grammar) zsh(w io.Writer) {
-	ask := `vals=(${(f)"$(patchctl __complete -- ${words[2,CURRENT-1]} 2>/dev/null)"}); compadd -a vals`
-	fmt.Fprintf(w, "#compdef patchctl\n# zsh completion for patchctl; load with: source <(patchctl completion zsh)\n")
-	fmt.Fprintf(w, "_patchctl() {\n  local -a vals\n")
-	fmt.Fprintf(w, "  case $words[CURRENT-1] in %s) %s; return;; esac\n", strings.Join(g.valueFlags, "|"), ask)
-	fmt.Fprintf(w, "  if (( CURRENT == 2 )); then compadd -- %s; return; fi\n  case $words[2] in\n", strings.Join(g.top, " "))
+var bashShell = caseShell{
+	ask: `$(patchctl __complete -- "${COMP_WORDS[@]:1:COMP_CWORD-1}" 2>/dev/null)`,
+	head: "# bash completion for patchctl; load with: source <(patchctl completion bash)\n_patchctl() {\n" +
+		"  local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]} c1=${COMP_WORDS[1]} c2=${COMP_WORDS[2]}\n",
+	values:    "  case \"$prev\" in %s) COMPREPLY=($(compgen -W \"%s\" -- \"$cur\")); return;; esac\n",
+	top:       "  if [ \"$COMP_CWORD\" -eq 1 ]; then COMPREPLY=($(compgen -W %q -- \"$cur\")); return; fi\n  case \"$c1\" in\n",
+	sub:       "    %s) if [ \"$COMP_CWORD\" -eq 2 ]; then COMPREPLY=($(compgen -W %q -- \"$cur\")); return; fi;;\n",
+	flagsHead: "  esac\n  case \"$cur\" in -*)\n    case \"$c1 $c2\" in\n",
+	flag:      "      %s) COMPREPLY=($(compgen -W %q -- \"$cur\"));;\n",
+	flagsEnd:  "    esac;;\n  *) case \"$c1\" in\n",
+	args:      "      %s) COMPREPLY=($(compgen -W \"%s\" -- \"$cur\"));;\n",
+	tail:      "      *) COMPREPLY=($(compgen -f -- \"$cur\"));;\n    esac;;\n  esac\n}\ncomplete -F _patchctl patchctl\n",
+}
+
+var zshShell = caseShell{
+	ask:       `vals=(${(f)"$(patchctl __complete -- ${words[2,CURRENT-1]} 2>/dev/null)"}); compadd -a vals`,
+	head:      "#compdef patchctl\n# zsh completion for patchctl; load with: source <(patchctl completion zsh)\n_patchctl() {\n  local -a vals\n",
+	values:    "  case $words[CURRENT-1] in %s) %s; return;; esac\n",
+	top:       "  if (( CURRENT == 2 )); then compadd -- %s; return; fi\n  case $words[2] in\n",
+	sub:       "    %s) if (( CURRENT == 3 )); then compadd -- %s; return; fi;;\n",
+	flagsHead: "  esac\n  if [[ $words[CURRENT] == -* ]]; then\n    case \"$words[2] $words[3]\" in\n",
+	flag:      "      %s) compadd -- %s;;\n",
+	flagsEnd:  "    esac\n    return\n  fi\n",
+	args:      "  case $words[2] in %s) %s; return;; esac\n",
+	tail:      "  _files\n}\ncompdef _patchctl patchctl\n",
+}
+
+func (g grammar) caseScript(w io.Writer, sh caseShell) {
+	fmt.Fprint(w, sh.head)
+	fmt.Fprintf(w, sh.values, strings.Join(g.valueFlags, "|"), sh.ask)
+	fmt.Fprintf(w, sh.top, strings.Join(g.top, " "))
 	for _, t := range g.top {
 		if s, ok := g.sub[t]; ok {
-			fmt.Fprintf(w, "    %s) if (( CURRENT == 3 )); then compadd -- %s; return; fi;;\n", t, strings.Join(s, " "))
+			fmt.Fprintf(w, sh.sub, t, strings.Join(s, " "))
 		}
 	}
-	fmt.Fprintf(w, "  esac\n  if [[ $words[CURRENT] == -* ]]; then\n    case \"$words[2] $words[3]\" in\n")
+	fmt.Fprint(w, sh.flagsHead)
 	for _, n := range g.names() {
-		fmt.Fprintf(w, "      %s) compadd -- %s;;\n", casePattern(n), strings.Join(g.flags[n], " "))
+		fmt.Fprintf(w, sh.flag, casePattern(n), strings.Join(g.flags[n], " "))
 	}
-	fmt.Fprintf(w, "    esac\n    return\n  fi\n")
+	fmt.Fprint(w, sh.flagsEnd)
 	if len(g.argCmds) > 0 {
-		fmt.Fprintf(w, "  case $words[2] in %s) %s; return;; esac\n", strings.Join(g.argCmds, "|"), ask)
+		fmt.Fprintf(w, sh.args, strings.Join(g.argCmds, "|"), sh.ask)
 	}
-	fmt.Fprintf(w, "  _files\n}\ncompdef _patchctl patchctl\n")
+	fmt.Fprint(w, sh.tail)
 }
 
 func (g grammar) fish(w io.Writer) {

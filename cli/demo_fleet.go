@@ -13,11 +13,11 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/patchctl/patchctl/app"
+	"github.com/patchctl/patchctl/internal/prockill"
 	"github.com/patchctl/patchctl/patching"
 	"github.com/patchctl/patchctl/rollout"
 	"github.com/patchctl/patchctl/waves"
@@ -180,24 +180,7 @@ func (f *demoFleet) stop(dir string) {
 			}
 		}
 	}
-	killUnderDir(filepath.Join(dir, "hosts"))
-}
-
-// killUnderDir SIGKILLs the processes whose executable path starts under dir.
-func killUnderDir(dir string) {
-	procs, _ := os.ReadDir("/proc")
-	for _, e := range procs {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		cmd, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if strings.HasPrefix(string(cmd), dir+"/") {
-			if p, err := os.FindProcess(pid); err == nil {
-				p.Kill()
-			}
-		}
-	}
+	prockill.Under(filepath.Join(dir, "hosts"))
 }
 
 func (f *demoFleet) inventory() string {

@@ -3,12 +3,10 @@ package cli_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -79,6 +77,69 @@ func (d *daemonProc) tail() string {
 	return string(b)
 }
 
+// procFleet is a fleet of local hosts on 0.4.1 driven by a daemon in its own process.
+type procFleet struct {
+	t     *testing.T
+	hosts []*testenv.FleetProxy
+	cfg   string
+	d     *daemonProc
+}
+
+// newProcFleet lays out the hosts, writes patchctl.yml (daemonConfig with extra), starts
+// the daemon and deploys 0.4.1 to every host.
+func newProcFleet(t *testing.T, extra string, hosts ...testenv.FleetHost) *procFleet {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Fatal("deploys run nutcracker as the unprivileged nutcracker user: run as root (CI does)")
+	}
+	f := &procFleet{t: t, hosts: testenv.Fleet(t, hosts...)}
+	inv := writeFile(t, "inventory.yml", testenv.FleetInventory(f.hosts, ""))
+	f.cfg = daemonConfig(t, inv, extra)
+	f.d = &daemonProc{t: t, cfg: f.cfg, log: filepath.Join(t.TempDir(), "daemon.log")}
+	t.Cleanup(func() { f.d.signal(syscall.SIGTERM) })
+	f.d.start()
+	for _, h := range f.hosts {
+		if code, out, errOut := f.cmd("deploy", "--host", h.Name, "--version", "0.4.1"); code != 0 {
+			t.Fatalf("deploy 0.4.1 to %s: exit %d\n%s%s", h.Name, code, out, errOut)
+		}
+	}
+	return f
+}
+
+// cmd runs the CLI against the fleet's daemon.
+func (f *procFleet) cmd(args ...string) (int, string, string) {
+	return run(f.t, nil, append([]string{"--config", f.cfg}, args...)...)
+}
+
+// status reads a rollout as `rollout status -o json` shows it.
+func (f *procFleet) status(id string) waves.View {
+	f.t.Helper()
+	var v waves.View
+	code, out, errOut := f.cmd("rollout", "status", id, "-o", "json")
+	if code > 1 || json.Unmarshal([]byte(out), &v) != nil {
+		f.t.Fatalf("status: exit %d\n%s%s\ndaemon log:\n%s", code, out, errOut, f.d.tail())
+	}
+	return v
+}
+
+// waitFor polls a rollout until cond holds. A rollout that settled elsewhere (finished, or
+// paused with nothing in flight) fails at once: it would not move again by itself.
+func (f *procFleet) waitFor(id, what string, cond func(waves.View) bool) waves.View {
+	f.t.Helper()
+	for start := time.Now(); ; time.Sleep(100 * time.Millisecond) {
+		v := f.status(id)
+		if cond(v) {
+			return v
+		}
+		if v.Settled() {
+			f.t.Fatalf("rollout %s: %s: not reached; it settled %s (%s)\ndaemon log:\n%s", id, what, v.State, v.Reason, f.d.tail())
+		}
+		if time.Since(start) > 5*time.Minute {
+			f.t.Fatalf("rollout %s: %s: not reached; state %s (%s)\ndaemon log:\n%s", id, what, v.State, v.Reason, f.d.tail())
+		}
+	}
+}
+
 // TestRolloutSurvivesSIGKILL kills the daemon with SIGKILL at a random point of a real
 // rollout (some trials abort it first, so kills also land in the abort) and starts it
 // again. Every trial must end with the rollout finished, or paused with a reason; every
@@ -86,9 +147,6 @@ func (d *daemonProc) tail() string {
 // unfinished in the store; no host deployed twice. PATCHCTL_KILL_TRIALS sets the number
 // of trials (default 3; the campaign in docs/benchmarks.md ran 20).
 func TestRolloutSurvivesSIGKILL(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Fatal("deploys run nutcracker as the unprivileged nutcracker user: run as root (CI does)")
-	}
 	trials := 3
 	if s := os.Getenv("PATCHCTL_KILL_TRIALS"); s != "" {
 		n, err := strconv.Atoi(s)
@@ -97,19 +155,7 @@ func TestRolloutSurvivesSIGKILL(t *testing.T) {
 		}
 		trials = n
 	}
-	hosts := testenv.Fleet(t,
-		testenv.FleetHost{Name: "stage-1", Environment: "staging"},
-		testenv.FleetHost{Name: "prod-1", Environment: "production"},
-		testenv.FleetHost{Name: "prod-2", Environment: "production"},
-		testenv.FleetHost{Name: "prod-3", Environment: "production"})
-	inv := writeFile(t, "inventory.yml", testenv.FleetInventory(hosts, ""))
-	cfg := writeConfig(t, fmt.Sprintf(`inventory:
-  file: %s
-artifacts:
-  sources:
-    - kind: deb
-      path: %s
-rollouts:
+	f := newProcFleet(t, `rollouts:
   default_policy: kill
   soak_interval: 200ms
   policies:
@@ -122,46 +168,18 @@ rollouts:
           environments: [production]
           max_parallel: 2
           soak: 1s
-`, inv, filepath.Join(testenv.BinDir(), "nutcracker_{{.Version}}.deb")))
-	d := &daemonProc{t: t, cfg: cfg, log: filepath.Join(t.TempDir(), "daemon.log")}
-	t.Cleanup(func() { d.signal(syscall.SIGTERM) })
-	cmd := func(args ...string) (int, string, string) {
-		return run(t, nil, append([]string{"--config", cfg}, args...)...)
-	}
-	d.start()
-	for _, h := range hosts {
-		if code, out, errOut := cmd("deploy", "--host", h.Name, "--version", "0.4.1"); code != 0 {
-			t.Fatalf("deploy 0.4.1 to %s: exit %d\n%s%s", h.Name, code, out, errOut)
-		}
-	}
-	status := func(id string) waves.View {
-		t.Helper()
-		var v waves.View
-		code, out, errOut := cmd("rollout", "status", id, "-o", "json")
-		if code > 1 || json.Unmarshal([]byte(out), &v) != nil {
-			t.Fatalf("status: exit %d\n%s%s\ndaemon log:\n%s", code, out, errOut, d.tail())
-		}
-		return v
-	}
-	waitFor := func(id string, cond func(waves.View) bool) waves.View {
-		t.Helper()
-		for start := time.Now(); ; time.Sleep(100 * time.Millisecond) {
-			if v := status(id); cond(v) {
-				return v
-			}
-			if time.Since(start) > 5*time.Minute {
-				v := status(id)
-				t.Fatalf("rollout %s stuck: %s (%s)\ndaemon log:\n%s", id, v.State, v.Reason, d.tail())
-			}
-		}
-	}
+`,
+		testenv.FleetHost{Name: "stage-1", Environment: "staging"},
+		testenv.FleetHost{Name: "prod-1", Environment: "production"},
+		testenv.FleetHost{Name: "prod-2", Environment: "production"},
+		testenv.FleetHost{Name: "prod-3", Environment: "production"})
 
 	from, to := "0.4.1", "0.5.0"
 	estimate := 10 * time.Second // of a rollout's length without the kill, learnt from the trials
 	killedIn := map[string]int{}
 	outcomes := map[string]int{}
 	for trial := range trials {
-		code, out, errOut := cmd("rollout", "start", "--version", to, "-o", "json")
+		code, out, errOut := f.cmd("rollout", "start", "--version", to, "-o", "json")
 		var v waves.View
 		if code != 0 || json.Unmarshal([]byte(out), &v) != nil {
 			t.Fatalf("trial %d: start: exit %d\n%s%s", trial, code, out, errOut)
@@ -170,13 +188,13 @@ rollouts:
 		if trial%4 == 3 {
 			// Abort first, so the kill lands in the roll back.
 			time.Sleep(delay / 2)
-			cmd("rollout", "abort", v.ID, "--reason", "kill campaign")
+			f.cmd("rollout", "abort", v.ID, "--reason", "kill campaign")
 			delay /= 2
 		}
 		time.Sleep(delay)
-		at := status(v.ID)
+		at := f.status(v.ID)
 		killed := time.Now()
-		d.signal(syscall.SIGKILL)
+		f.d.signal(syscall.SIGKILL)
 		phase := at.State
 		for _, w := range at.Waves {
 			if w.State != waves.WavePending && w.State != waves.WavePassed {
@@ -184,16 +202,16 @@ rollouts:
 			}
 		}
 		killedIn[phase]++
-		d.start()
+		f.d.start()
 		down := time.Since(killed)
-		v = waitFor(v.ID, func(v waves.View) bool { return waves.Terminal(v.State) || v.State == waves.StatePaused })
+		v = f.waitFor(v.ID, "finished or paused", func(v waves.View) bool { return waves.Terminal(v.State) || v.State == waves.StatePaused })
 		if !waves.Terminal(v.State) {
 			if v.Reason == "" {
 				t.Errorf("trial %d: paused without a reason", trial)
 			}
 			outcomes["paused: "+v.Reason]++
-			cmd("rollout", "abort", v.ID)
-			v = waitFor(v.ID, func(v waves.View) bool { return waves.Terminal(v.State) })
+			f.cmd("rollout", "abort", v.ID)
+			v = f.waitFor(v.ID, "aborted", func(v waves.View) bool { return waves.Terminal(v.State) })
 		}
 		outcomes[v.State]++
 		if v.State == waves.StateSucceeded && !at.Finished.IsZero() {
@@ -206,49 +224,23 @@ rollouts:
 		if v.State == waves.StateSucceeded {
 			want = to
 		} else if v.State != waves.StateAborted {
-			t.Fatalf("trial %d: rollout ended %s: %s\ndaemon log:\n%s", trial, v.State, v.Reason, d.tail())
+			t.Fatalf("trial %d: rollout ended %s: %s\ndaemon log:\n%s", trial, v.State, v.Reason, f.d.tail())
 		}
-		for _, h := range hosts {
-			deadline := time.Now().Add(30 * time.Second)
-			for {
-				got, err := h.Version(context.Background())
-				if err == nil && got != want {
-					err = fmt.Errorf("runs %s, want %s", got, want)
-				}
-				if err == nil {
-					err = h.Serving(context.Background())
-				}
-				if err == nil {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("trial %d (killed in %s, ended %s): %s: %v", trial, phase, v.State, h.Name, err)
-				}
-				time.Sleep(200 * time.Millisecond)
+		for _, h := range f.hosts {
+			if err := h.WaitServing(t.Context(), want, 30*time.Second); err != nil {
+				t.Fatalf("trial %d (killed in %s, ended %s): %s: %v", trial, phase, v.State, h.Name, err)
 			}
 		}
-		d.signal(syscall.SIGTERM)
-		checkStore(t, cfg, hosts, v, to)
+		f.d.signal(syscall.SIGTERM)
+		checkStore(t, f.cfg, f.hosts, v, to)
 		t.Logf("trial %d: killed in %q, ended %s", trial, phase, v.State)
 		if v.State == waves.StateSucceeded {
 			from, to = to, from
 		}
-		d.start()
+		f.d.start()
 	}
-	t.Logf("%d trials; killed in: %s; outcomes: %s", trials, counts(killedIn), counts(outcomes))
-}
-
-func counts(m map[string]int) string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	parts := make([]string, len(keys))
-	for i, k := range keys {
-		parts[i] = fmt.Sprintf("%s: %d", k, m[k])
-	}
-	return strings.Join(parts, ", ")
+	// fmt prints a map's keys in order.
+	t.Logf("%d trials; killed in: %v; outcomes: %v", trials, killedIn, outcomes)
 }
 
 // checkStore opens the store of a stopped daemon: the file is consistent, no host has an

@@ -141,30 +141,12 @@ type fleet struct {
 func prepareFleet(t *testing.T) fleet {
 	t.Helper()
 	redis := testenv.Redis(t)
-	root, err := os.MkdirTemp("", "cli-json-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.Chmod(root, 0o755)
-	t.Cleanup(func() { killUnder(root); os.RemoveAll(root) })
 	proxy := testenv.Addr(testenv.FreePort(t))
-	conf := filepath.Join(root, "nutcracker.yml")
-	os.WriteFile(conf, []byte(fmt.Sprintf("r:\n  listen: %s\n  redis: true\n  hash: fnv1a_64\n  distribution: ketama\n  timeout: 400\n  servers:\n   - %s:1 one\n", proxy, redis.Addr)), 0o644)
-	inv := writeFile(t, "inventory.yml", fmt.Sprintf(`hosts:
-  - name: proxy-1
-    environment: staging
-    stats: %s
-    config: %s
-    transport: {type: local}
-    deploy:
-      root: %s
-      restart: pidfile
-      user: nutcracker
-`, testenv.Addr(testenv.FreePort(t)), conf, filepath.Join(root, "nc")))
 	gh := httptest.NewServer(mirror.New(mirror.Twemproxy(), mirror.Options{}))
 	t.Cleanup(gh.Close)
-	cfg := writeConfig(t, fmt.Sprintf("github:\n  api_url: %s\ninventory:\n  file: %s\nartifacts:\n  sources:\n    - kind: deb\n      path: %s\n",
-		gh.URL, inv, filepath.Join(testenv.BinDir(), "nutcracker_{{.Version}}.deb")))
+	cfg, _, conf := pidfileHost(t, "cli-json-", testenv.Addr(testenv.FreePort(t)),
+		fmt.Sprintf("r:\n  listen: %s\n  redis: true\n  hash: fnv1a_64\n  distribution: ketama\n  timeout: 400\n  servers:\n   - %s:1 one\n", proxy, redis.Addr),
+		fmt.Sprintf("github:\n  api_url: %s\n", gh.URL))
 
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan int)

@@ -62,16 +62,23 @@ func newDeployHost(t *testing.T) deployHost {
 		t.Fatal("deploys run nutcracker as the unprivileged nutcracker user: run as root (CI does)")
 	}
 	redis, mc := testenv.Redis(t), testenv.Memcached(t)
-	root, err := os.MkdirTemp("", "cli-deploy-")
-	if err != nil {
+	rl, ml, stats := testenv.Addr(testenv.FreePort(t)), testenv.Addr(testenv.FreePort(t)), testenv.Addr(testenv.FreePort(t))
+	cfg, root, _ := pidfileHost(t, "cli-deploy-", stats, fmt.Sprintf("r:\n  listen: %s\n  redis: true\n  timeout: 400\n  servers:\n   - %s:1\nm:\n  listen: %s\n  timeout: 400\n  servers:\n   - %s:1\n",
+		rl, redis.Addr, ml, mc.Addr), "")
+	return deployHost{cfg: cfg, root: root, stats: stats, pools: []probe.Target{
+		{Addr: rl, Protocol: probe.Redis, Timeout: 2 * time.Second}, {Addr: ml, Protocol: probe.Memcache, Timeout: 2 * time.Second}}}
+}
+
+// pidfileHost lays out proxy-1, a pidfile host deployed under a fresh directory
+// (testenv.DeployRoot) whose nutcracker.yml is conf, and its inventory. It returns
+// patchctl.yml (daemonConfig with extra), the deploy root and nutcracker.yml's path.
+func pidfileHost(t *testing.T, prefix, stats, conf, extra string) (cfg, root, nutconf string) {
+	t.Helper()
+	dir := testenv.DeployRoot(t, prefix)
+	nutconf, root = filepath.Join(dir, "nutcracker.yml"), filepath.Join(dir, "nc")
+	if err := os.WriteFile(nutconf, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	os.Chmod(root, 0o755)
-	t.Cleanup(func() { killUnder(root); os.RemoveAll(root) })
-	rl, ml, stats := testenv.Addr(testenv.FreePort(t)), testenv.Addr(testenv.FreePort(t)), testenv.Addr(testenv.FreePort(t))
-	conf := filepath.Join(root, "nutcracker.yml")
-	os.WriteFile(conf, []byte(fmt.Sprintf("r:\n  listen: %s\n  redis: true\n  timeout: 400\n  servers:\n   - %s:1\nm:\n  listen: %s\n  timeout: 400\n  servers:\n   - %s:1\n",
-		rl, redis.Addr, ml, mc.Addr)), 0o644)
 	inv := writeFile(t, "inventory.yml", fmt.Sprintf(`hosts:
   - name: proxy-1
     environment: staging
@@ -82,11 +89,16 @@ func newDeployHost(t *testing.T) deployHost {
       root: %s
       restart: pidfile
       user: nutcracker
-`, stats, conf, filepath.Join(root, "nc")))
-	cfg := writeConfig(t, fmt.Sprintf("inventory:\n  file: %s\nartifacts:\n  sources:\n    - kind: deb\n      path: %s\n",
-		inv, filepath.Join(testenv.BinDir(), "nutcracker_{{.Version}}.deb")))
-	return deployHost{cfg: cfg, root: filepath.Join(root, "nc"), stats: stats, pools: []probe.Target{
-		{Addr: rl, Protocol: probe.Redis, Timeout: 2 * time.Second}, {Addr: ml, Protocol: probe.Memcache, Timeout: 2 * time.Second}}}
+`, stats, nutconf, root))
+	return daemonConfig(t, inv, extra), root, nutconf
+}
+
+// daemonConfig writes patchctl.yml: the inventory, the test binaries' .deb packages as the
+// artifact source, then extra.
+func daemonConfig(t *testing.T, inv, extra string) string {
+	t.Helper()
+	return writeConfig(t, fmt.Sprintf("inventory:\n  file: %s\nartifacts:\n  sources:\n    - kind: deb\n      path: %s\n",
+		inv, filepath.Join(testenv.BinDir(), "nutcracker_{{.Version}}.deb"))+extra)
 }
 
 // serving checks that the host's one nutcracker runs version, answers through every pool,

@@ -2,30 +2,11 @@ package cli_test
 
 import (
 	"encoding/json"
-	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/patchctl/patchctl/cli"
 )
-
-// killUnder kills the processes whose executable lives under dir (the proxies a test deployed).
-func killUnder(dir string) {
-	procs, _ := os.ReadDir("/proc")
-	for _, p := range procs {
-		pid, err := strconv.Atoi(p.Name())
-		if err != nil {
-			continue
-		}
-		cmd, _ := os.ReadFile(filepath.Join("/proc", p.Name(), "cmdline"))
-		if strings.HasPrefix(string(cmd), dir+"/") {
-			syscall.Kill(pid, syscall.SIGKILL)
-		}
-	}
-}
 
 // TestDeployAndRollbackCommands drives a pidfile host with real redis and memcached
 // backends from the command line: install 0.4.1 from its Debian package, upgrade to 0.5.0,

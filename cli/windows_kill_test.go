@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/patchctl/patchctl/internal/testenv"
+	"github.com/patchctl/patchctl/patching"
 	"github.com/patchctl/patchctl/store"
 	"github.com/patchctl/patchctl/waves"
 )
@@ -19,14 +20,6 @@ import (
 // and the rollout it started runs, and started again, continues the schedule and the
 // rollout: one rollout, started once, every host patched once and serving.
 func TestScheduledRolloutSurvivesSIGKILL(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Fatal("deploys run nutcracker as the unprivileged nutcracker user: run as root (CI does)")
-	}
-	hosts := testenv.Fleet(t,
-		testenv.FleetHost{Name: "stage-1", Environment: "staging"},
-		testenv.FleetHost{Name: "prod-1", Environment: "production"},
-		testenv.FleetHost{Name: "prod-2", Environment: "production"})
-	inv := writeFile(t, "inventory.yml", testenv.FleetInventory(hosts, ""))
 	rels := t.TempDir()
 	repo := filepath.Join(rels, "repos", "twitter", "twemproxy")
 	if err := os.MkdirAll(repo, 0o755); err != nil {
@@ -39,13 +32,7 @@ func TestScheduledRolloutSurvivesSIGKILL(t *testing.T) {
 	}
 	// Windows open every minute for an hour: whenever the test runs, they are open (the
 	// real clock runs the daemon here). No approval, so production follows staging.
-	cfg := writeConfig(t, fmt.Sprintf(`inventory:
-  file: %s
-artifacts:
-  sources:
-    - kind: deb
-      path: %s
-tracker:
+	f := newProcFleet(t, fmt.Sprintf(`tracker:
   sources:
     - repo: twitter/twemproxy
       dir: %s
@@ -80,20 +67,12 @@ patching:
       time_zone: UTC
       duration: 1h
       kind: production
-`, inv, filepath.Join(testenv.BinDir(), "nutcracker_{{.Version}}.deb"), rels))
-	d := &daemonProc{t: t, cfg: cfg, log: filepath.Join(t.TempDir(), "daemon.log")}
-	t.Cleanup(func() { d.signal(syscall.SIGTERM) })
-	cmd := func(args ...string) (int, string, string) {
-		return run(t, nil, append([]string{"--config", cfg}, args...)...)
-	}
-	d.start()
-	for _, h := range hosts {
-		if code, out, errOut := cmd("deploy", "--host", h.Name, "--version", "0.4.1"); code != 0 {
-			t.Fatalf("deploy 0.4.1 to %s: exit %d\n%s%s", h.Name, code, out, errOut)
-		}
-	}
+`, rels),
+		testenv.FleetHost{Name: "stage-1", Environment: "staging"},
+		testenv.FleetHost{Name: "prod-1", Environment: "production"},
+		testenv.FleetHost{Name: "prod-2", Environment: "production"})
 	for _, args := range [][]string{{"poll"}, {"inventory", "--poll"}} {
-		if code, out, errOut := cmd(args...); code != 0 {
+		if code, out, errOut := f.cmd(args...); code != 0 {
 			t.Fatalf("%s: exit %d\n%s%s", args[0], code, out, errOut)
 		}
 	}
@@ -102,13 +81,14 @@ patching:
 		var list struct {
 			Rollouts []store.Rollout `json:"rollouts"`
 		}
-		code, out, errOut := cmd("rollout", "list", "-o", "json")
+		code, out, errOut := f.cmd("rollout", "list", "-o", "json")
 		if code != 0 || json.Unmarshal([]byte(out), &list) != nil {
-			t.Fatalf("rollout list: exit %d\n%s%s\ndaemon log:\n%s", code, out, errOut, d.tail())
+			t.Fatalf("rollout list: exit %d\n%s%s\ndaemon log:\n%s", code, out, errOut, f.d.tail())
 		}
 		return list.Rollouts
 	}
-	// waitFor polls the one rollout until cond holds (the scheduler ticks every 15 s).
+	// waitFor polls the one rollout until cond holds (the scheduler ticks every 15 s), and
+	// fails at once if the rollout settled where nothing will move it.
 	waitFor := func(what string, cond func(store.Rollout, waves.View) bool) store.Rollout {
 		t.Helper()
 		for start := time.Now(); ; time.Sleep(200 * time.Millisecond) {
@@ -117,14 +97,18 @@ patching:
 				t.Fatalf("%d rollouts: the scheduler started one twice: %+v", len(rs), rs)
 			}
 			if len(rs) == 1 {
-				var v waves.View
-				code, out, _ := cmd("rollout", "status", rs[0].ID, "-o", "json")
-				if code <= 1 && json.Unmarshal([]byte(out), &v) == nil && cond(rs[0], v) {
+				v := f.status(rs[0].ID)
+				if cond(rs[0], v) {
 					return rs[0]
+				}
+				// The scheduler itself promotes a staged rollout and resumes one its window
+				// closed; any other settled rollout stays as it is.
+				if v.Settled() && !v.AwaitingPromote && v.Reason != patching.ReasonWindowClosed {
+					t.Fatalf("%s: not reached; rollout %s settled %s (%s)\ndaemon log:\n%s", what, v.ID, v.State, v.Reason, f.d.tail())
 				}
 			}
 			if time.Since(start) > 5*time.Minute {
-				t.Fatalf("%s: not reached; rollouts %+v\ndaemon log:\n%s", what, rs, d.tail())
+				t.Fatalf("%s: not reached; rollouts %+v\ndaemon log:\n%s", what, rs, f.d.tail())
 			}
 		}
 	}
@@ -140,50 +124,36 @@ patching:
 	waitFor("staging running", func(_ store.Rollout, v waves.View) bool {
 		return hostRunning(v, "staging") || v.Waves[0].State == waves.WaveSoaking
 	})
-	d.signal(syscall.SIGKILL)
-	d.start()
+	f.d.signal(syscall.SIGKILL)
+	f.d.start()
 	waitFor("production running", func(_ store.Rollout, v waves.View) bool { return hostRunning(v, "production") })
-	d.signal(syscall.SIGKILL)
-	d.start()
+	f.d.signal(syscall.SIGKILL)
+	f.d.start()
 	waitFor("production soaking", func(_ store.Rollout, v waves.View) bool {
 		return v.Waves[1].State == waves.WaveSoaking || v.State == waves.StateSucceeded
 	})
-	d.signal(syscall.SIGKILL)
-	d.start()
+	f.d.signal(syscall.SIGKILL)
+	f.d.start()
 	r := waitFor("succeeded", func(r store.Rollout, _ waves.View) bool { return r.State == waves.StateSucceeded })
 
 	// Started once, each host deployed once, and the scheduler let go of it.
-	code, out, _ := cmd("events", "--kind", "patching.started", "-n", "0", "-o", "json")
+	code, out, _ := f.cmd("events", "--kind", "patching.started", "-n", "0", "-o", "json")
 	if code != 0 || strings.Count(out, `"kind": "patching.started"`) != 1 {
 		t.Errorf("patching.started events (want exactly one):\n%s", out)
 	}
-	code, out, _ = cmd("events", "--kind", "deploy.", "-n", "0", "-o", "json")
-	for _, h := range hosts {
+	code, out, _ = f.cmd("events", "--kind", "deploy.", "-n", "0", "-o", "json")
+	for _, h := range f.hosts {
 		if n := strings.Count(out, `"subject": "`+h.Name+`"`); code != 0 || n == 0 {
 			t.Errorf("%s: no deploy events", h.Name)
 		}
-		// A restarted proxy may take a moment to reconnect its backends.
-		for start := time.Now(); ; time.Sleep(200 * time.Millisecond) {
-			v, err := h.Version(t.Context())
-			if err == nil && v != "0.5.0" {
-				err = fmt.Errorf("runs %s, want 0.5.0", v)
-			}
-			if err == nil {
-				err = h.Serving(t.Context())
-			}
-			if err == nil {
-				break
-			}
-			if time.Since(start) > 30*time.Second {
-				t.Errorf("%s: %v", h.Name, err)
-				break
-			}
+		if err := h.WaitServing(t.Context(), "0.5.0", 30*time.Second); err != nil {
+			t.Errorf("%s: %v", h.Name, err)
 		}
 	}
 	// The next tick sees the rollout finished and the fleet current.
 	for start := time.Now(); ; time.Sleep(500 * time.Millisecond) {
-		cmd("inventory", "--poll")
-		_, out, _ = cmd("windows", "--next", "1", "-o", "json")
+		f.cmd("inventory", "--poll")
+		_, out, _ = f.cmd("windows", "--next", "1", "-o", "json")
 		if strings.Contains(out, `"rollouts": []`) && strings.Contains(out, "all hosts run 0.5.0") {
 			break
 		}

@@ -117,17 +117,11 @@ func (c *Config) validatePatching(fail func(field, format string, args ...any)) 
 	if p.Reminder < 0 {
 		fail("patching.reminder", "must not be negative")
 	}
-	names := map[string]bool{}
+	names := uniqueNames{}
 	for i := range p.Policies {
 		pol := &p.Policies[i]
 		field := fmt.Sprintf("patching.policies[%d]", i)
-		switch {
-		case pol.Name == "":
-			fail(field+".name", "is required")
-		case names[pol.Name]:
-			fail(field+".name", "policy %q is defined twice", pol.Name)
-		}
-		names[pol.Name] = true
+		names.check(field+".name", "policy", pol.Name, fail)
 		if pol.Source == "" && len(c.Tracker.Sources) > 0 {
 			pol.Source = c.Tracker.Sources[0].Repo
 		} else if !c.hasSource(pol.Source) {
@@ -150,7 +144,7 @@ func (c *Config) validatePatching(fail func(field, format string, args ...any)) 
 
 	global := c.blackouts("patching.blackouts", p.Blackouts, nil, fail)
 	p.windows = nil
-	seen := map[string]bool{}
+	seen := uniqueNames{}
 	for i := range p.Windows {
 		wc := &p.Windows[i]
 		field := fmt.Sprintf("patching.windows[%d]", i)
@@ -159,13 +153,7 @@ func (c *Config) validatePatching(fail func(field, format string, args ...any)) 
 			bad = true
 			fail(field+sub, format, args...)
 		}
-		switch {
-		case wc.Name == "":
-			failW(".name", "is required")
-		case seen[wc.Name]:
-			failW(".name", "window %q is defined twice", wc.Name)
-		}
-		seen[wc.Name] = true
+		seen.check(".name", "window", wc.Name, failW)
 		if wc.Policy == "" {
 			wc.Policy = p.Policies[0].Name
 		} else if !names[wc.Policy] {

@@ -174,17 +174,11 @@ func (c *Config) validateRollouts(fail func(field, format string, args ...any)) 
 	if r.SoakInterval <= 0 {
 		fail("rollouts.soak_interval", "must be positive")
 	}
-	names := map[string]bool{}
+	names := uniqueNames{}
 	for i := range r.Policies {
 		p := &r.Policies[i]
 		field := fmt.Sprintf("rollouts.policies[%d]", i)
-		switch {
-		case p.Name == "":
-			fail(field+".name", "must not be empty")
-		case names[p.Name]:
-			fail(field+".name", "policy %q is defined twice", p.Name)
-		}
-		names[p.Name] = true
+		names.check(field+".name", "policy", p.Name, fail)
 		if p.OnFailure == "" {
 			p.OnFailure = "pause"
 		}
@@ -216,17 +210,11 @@ func (c *Config) validateRollouts(fail func(field, format string, args ...any)) 
 		if len(p.Waves) == 0 {
 			fail(field+".waves", "a policy needs at least one wave")
 		}
-		waves := map[string]bool{}
+		waves := uniqueNames{}
 		for j := range p.Waves {
 			w := &p.Waves[j]
 			wf := fmt.Sprintf("%s.waves[%d]", field, j)
-			switch {
-			case w.Name == "":
-				fail(wf+".name", "must not be empty")
-			case waves[w.Name]:
-				fail(wf+".name", "wave %q is defined twice", w.Name)
-			}
-			waves[w.Name] = true
+			waves.check(wf+".name", "wave", w.Name, fail)
 			if w.MaxParallel == "" {
 				w.MaxParallel = "1"
 			}

@@ -33,6 +33,8 @@ func TestRolloutPolicyErrors(t *testing.T) {
 			`bad.yml:5: rollouts.policies[0].on_failure: must be pause or abort, not "retry"`},
 		{"wave twice", "rollouts:\n  default_policy: p\n  policies:\n    - name: p\n      waves:\n        - name: a\n        - name: a\n",
 			`bad.yml:7: rollouts.policies[0].waves[1].name: wave "a" is defined twice`},
+		{"wave without a name", "rollouts:\n  default_policy: p\n  policies:\n    - name: p\n      waves:\n        - max_parallel: 1\n",
+			"rollouts.policies[0].waves[0].name: is required"},
 		{"no waves", "rollouts:\n  default_policy: p\n  policies:\n    - name: p\n",
 			"bad.yml:4: rollouts.policies[0].waves: a policy needs at least one wave"},
 		{"unknown default", "rollouts:\n  default_policy: fast\n",

@@ -292,3 +292,19 @@ func LookupGID(name string) (int, error) {
 	}
 	return strconv.Atoi(g.Gid)
 }
+
+// uniqueNames holds the names seen so far in a list whose items are named: patching
+// policies and windows, rollout policies and their waves.
+type uniqueNames map[string]bool
+
+// check fails field, an item's name, when it is empty or an earlier item has it; what
+// says what the item is.
+func (u uniqueNames) check(field, what, name string, fail func(field, format string, args ...any)) {
+	switch {
+	case name == "":
+		fail(field, "is required")
+	case u[name]:
+		fail(field, "%s %q is defined twice", what, name)
+	}
+	u[name] = true
+}

@@ -42,69 +42,58 @@ mv -f -- "$2.adopt" "$2"`
 // current points at it. The next deploy or rollback replaces it with the usual safety
 // and stops the adopted process (pidfile mode).
 func (r *Rollout) Adopt(ctx context.Context, h HostSpec) (Result, error) {
-	x, err := r.prepare(ctx, h, DeployOptions{})
-	if err != nil {
-		return Result{}, err
-	}
-	unlock, err := r.lock(h.Name)
-	if err != nil {
-		return Result{}, err
-	}
-	defer unlock()
-	current, hs, err := x.begin(ctx, true)
-	if err != nil {
-		return Result{}, err
-	}
-	if current != "" {
-		return Result{}, fmt.Errorf("host %s: %s points at %s: %w", h.Name, x.fs.current(), current, ErrAlreadyManaged)
-	}
-	_, port, err := net.SplitHostPort(h.StatsAddr)
-	if err != nil {
-		return Result{}, fmt.Errorf("host %s: stats_addr %q: %w", h.Name, h.StatsAddr, err)
-	}
-	res, err := x.fs.run(ctx, "sh", "-c", adoptScript, "adopt", port)
-	if err != nil {
-		var exit *transport.ExitError
-		if errors.As(err, &exit) && exit.Status == 2 {
+	return r.resumed(ctx, h, func(x *run, current string, hs HostState) (Result, error) {
+		if current != "" {
+			return Result{}, fmt.Errorf("host %s: %s points at %s: %w", h.Name, x.fs.current(), current, ErrAlreadyManaged)
+		}
+		_, port, err := net.SplitHostPort(h.StatsAddr)
+		if err != nil {
+			return Result{}, fmt.Errorf("host %s: stats_addr %q: %w", h.Name, h.StatsAddr, err)
+		}
+		res, err := x.fs.run(ctx, "sh", "-c", adoptScript, "adopt", port)
+		if err != nil {
+			var exit *transport.ExitError
+			if errors.As(err, &exit) && exit.Status == 2 {
+				return Result{}, fmt.Errorf("host %s: %w: %w", h.Name, ErrNotRunning, err)
+			}
+			return Result{}, err
+		}
+		f := strings.Fields(string(res.Stdout))
+		if len(f) != 3 || len(f[2]) != 64 {
+			return Result{}, fmt.Errorf("host %s: adopt: unexpected answer %q", h.Name, res.Stdout)
+		}
+		pid, err := strconv.Atoi(f[0])
+		if err != nil {
+			return Result{}, fmt.Errorf("host %s: adopt: pid %q: %w", h.Name, f[0], err)
+		}
+		exe, sha := strings.TrimSuffix(f[1], " (deleted)"), f[2]
+		st, err := fetchStats(ctx, h.StatsAddr)
+		if err != nil {
 			return Result{}, fmt.Errorf("host %s: %w: %w", h.Name, ErrNotRunning, err)
 		}
-		return Result{}, err
-	}
-	f := strings.Fields(string(res.Stdout))
-	if len(f) != 3 || len(f[2]) != 64 {
-		return Result{}, fmt.Errorf("host %s: adopt: unexpected answer %q", h.Name, res.Stdout)
-	}
-	pid, err := strconv.Atoi(f[0])
-	if err != nil {
-		return Result{}, fmt.Errorf("host %s: adopt: pid %q: %w", h.Name, f[0], err)
-	}
-	exe, sha := strings.TrimSuffix(f[1], " (deleted)"), f[2]
-	st, err := fetchStats(ctx, h.StatsAddr)
-	if err != nil {
-		return Result{}, fmt.Errorf("host %s: %w: %w", h.Name, ErrNotRunning, err)
-	}
-	target := Slot{Name: slotName(st.Version, sha), Version: st.Version, SHA256: sha}
-	x.newOp(KindAdopt, "", hs, target)
-	existing := hs.slot(target.Name)
-	x.op.CreatedSlot = existing == nil || existing.State == SlotRetired
-	if err := x.step(ctx, StepAdopt, nil); err != nil {
-		return Result{}, err
-	}
-	if err := x.adopt(ctx, pid, target); err != nil {
-		return x.refuse(ctx, err, OpFailed)
-	}
-	adopted := &Adopted{PID: pid, Exe: exe}
-	now := r.opts.Now()
-	if err := x.finish(ctx, OpSucceeded, func(hs *HostState) {
-		if hs.slot(target.Name) == nil {
-			hs.Slots = append(hs.Slots, Slot{Name: target.Name, Version: target.Version, SHA256: sha, Installed: now})
+		target := Slot{Name: slotName(st.Version, sha), Version: st.Version, SHA256: sha}
+		x.newOp(KindAdopt, "", hs, target)
+		existing := hs.slot(target.Name)
+		x.op.CreatedSlot = existing == nil || existing.State == SlotRetired
+		if err := x.step(ctx, StepAdopt, nil); err != nil {
+			return Result{}, err
 		}
-		hs.Current, hs.Adopted = target.Name, adopted
-		hs.setState(target.Name, SlotGood, now, x.op.ID, fmt.Sprintf("adopted from pid %d (%s)", pid, exe))
-	}, nil); err != nil {
-		return Result{Operation: x.op}, err
-	}
-	return Result{Operation: x.op}, nil
+		if err := x.adopt(ctx, pid, target); err != nil {
+			return x.refuse(ctx, err, OpFailed)
+		}
+		adopted := &Adopted{PID: pid, Exe: exe}
+		now := r.opts.Now()
+		if err := x.finish(ctx, OpSucceeded, func(hs *HostState) {
+			if hs.slot(target.Name) == nil {
+				hs.Slots = append(hs.Slots, Slot{Name: target.Name, Version: target.Version, SHA256: sha, Installed: now})
+			}
+			hs.Current, hs.Adopted = target.Name, adopted
+			hs.setState(target.Name, SlotGood, now, x.op.ID, fmt.Sprintf("adopted from pid %d (%s)", pid, exe))
+		}, nil); err != nil {
+			return Result{Operation: x.op}, err
+		}
+		return Result{Operation: x.op}, nil
+	})
 }
 
 // adopt copies the running executable into its slot, proves the copy is that file and

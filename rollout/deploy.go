@@ -166,6 +166,32 @@ func (r *Rollout) prepare(ctx context.Context, h HostSpec, opts DeployOptions) (
 		opts: opts.withDefaults(h), verified: map[string]bool{}}, nil
 }
 
+// open prepares an operation on the host and holds the host's lock until unlock is called.
+func (r *Rollout) open(ctx context.Context, h HostSpec, opts DeployOptions) (x *run, unlock func(), err error) {
+	if x, err = r.prepare(ctx, h, opts); err != nil {
+		return nil, nil, err
+	}
+	if unlock, err = r.lock(h.Name); err != nil {
+		return nil, nil, err
+	}
+	return x, unlock, nil
+}
+
+// resumed runs fn on the locked host once an unfinished operation on it is finished or
+// undone, with the slot the host runs and the recorded slot table (see begin).
+func (r *Rollout) resumed(ctx context.Context, h HostSpec, fn func(x *run, current string, hs HostState) (Result, error)) (Result, error) {
+	x, unlock, err := r.open(ctx, h, DeployOptions{})
+	if err != nil {
+		return Result{}, err
+	}
+	defer unlock()
+	current, hs, err := x.begin(ctx, true)
+	if err != nil {
+		return Result{}, err
+	}
+	return fn(x, current, hs)
+}
+
 // begin finishes or undoes an unfinished operation of the host (when resume is set; a dry
 // run changes nothing), then reads the slot the host runs and the recorded slot table.
 func (x *run) begin(ctx context.Context, resume bool) (current string, hs HostState, err error) {
@@ -531,11 +557,7 @@ func (x *run) refuse(ctx context.Context, err error, end OpState) (Result, error
 // ErrDigestMismatch) leaves the host as it was. Deploying the build that already runs and
 // serves is a no-op; if it does not serve, it is restarted.
 func (r *Rollout) Deploy(ctx context.Context, h HostSpec, art Artifact, opts DeployOptions) (Result, error) {
-	x, err := r.prepare(ctx, h, opts)
-	if err != nil {
-		return Result{}, err
-	}
-	unlock, err := r.lock(h.Name)
+	x, unlock, err := r.open(ctx, h, opts)
 	if err != nil {
 		return Result{}, err
 	}

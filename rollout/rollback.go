@@ -20,30 +20,19 @@ var ErrInterrupted = errors.New("operation interrupted")
 // other good build it returns ErrNothingToRollBack; rolling back to the build the host is
 // on restarts it if it does not serve.
 func (r *Rollout) Rollback(ctx context.Context, h HostSpec, to string) (Result, error) {
-	x, err := r.prepare(ctx, h, DeployOptions{})
-	if err != nil {
-		return Result{}, err
-	}
-	unlock, err := r.lock(h.Name)
-	if err != nil {
-		return Result{}, err
-	}
-	defer unlock()
-	current, hs, err := x.begin(ctx, true)
-	if err != nil {
-		return Result{}, err
-	}
-	hs.Current = current // the host is the truth about what runs
-	target, err := pickTarget(&hs, to)
-	if err != nil {
-		return Result{}, fmt.Errorf("host %s: %w", h.Name, err)
-	}
-	x.newOp(KindRollback, current, hs, *target)
-	if target.Name == current {
-		return x.startAgain(ctx, *target, x.fs.binary(target.Name))
-	}
-	x.op.ProxyDown = current != "" && !x.serving(ctx, "")
-	return x.checkAndAdvance(ctx, *target)
+	return r.resumed(ctx, h, func(x *run, current string, hs HostState) (Result, error) {
+		hs.Current = current // the host is the truth about what runs
+		target, err := pickTarget(&hs, to)
+		if err != nil {
+			return Result{}, fmt.Errorf("host %s: %w", h.Name, err)
+		}
+		x.newOp(KindRollback, current, hs, *target)
+		if target.Name == current {
+			return x.startAgain(ctx, *target, x.fs.binary(target.Name))
+		}
+		x.op.ProxyDown = current != "" && !x.serving(ctx, "")
+		return x.checkAndAdvance(ctx, *target)
+	})
 }
 
 // pickTarget finds the slot a rollback goes to.
@@ -84,11 +73,7 @@ func pickTarget(hs *HostState, to string) (*Slot, error) {
 // Recover finishes or undoes an operation on the host that patchctl did not finish. It
 // reports ok false when there was none. Deploy and Rollback call it first.
 func (r *Rollout) Recover(ctx context.Context, h HostSpec) (res Result, ok bool, err error) {
-	x, err := r.prepare(ctx, h, DeployOptions{})
-	if err != nil {
-		return Result{}, false, err
-	}
-	unlock, err := r.lock(h.Name)
+	x, unlock, err := r.open(ctx, h, DeployOptions{})
 	if err != nil {
 		return Result{}, false, err
 	}

@@ -210,18 +210,10 @@ func (s *Store) Outbox(ctx context.Context, pendingOnly bool) (items []OutboxIte
 // Thread returns where the first message of a notification thread was posted (a Slack
 // channel and timestamp, as the notifier encodes it), "" before it is.
 func (tx *Tx) Thread(key string) (string, error) {
-	b, err := tx.bucket(bucketThreads)
-	if err != nil {
-		return "", err
-	}
-	return string(b.Get([]byte(key))), nil
+	return tx.getString(bucketThreads, key)
 }
 
 // PutThread records where the first message of a thread was posted.
 func (tx *Tx) PutThread(key, ref string) error {
-	b, err := tx.bucket(bucketThreads)
-	if err != nil {
-		return err
-	}
-	return b.Put([]byte(key), []byte(ref))
+	return tx.putString(bucketThreads, key, ref)
 }

@@ -116,20 +116,12 @@ func (tx *Tx) RolloutHosts(id string) (map[string]RolloutHost, error) {
 // Lease returns the rollout holding a host, "" when none does. A lease keeps one
 // operation per host: a rollout leases its hosts until it finishes.
 func (tx *Tx) Lease(host string) (string, error) {
-	b, err := tx.bucket(bucketLeases)
-	if err != nil {
-		return "", err
-	}
-	return string(b.Get([]byte(host))), nil
+	return tx.getString(bucketLeases, host)
 }
 
 // PutLease gives a host to a rollout.
 func (tx *Tx) PutLease(host, rollout string) error {
-	b, err := tx.bucket(bucketLeases)
-	if err != nil {
-		return err
-	}
-	return b.Put([]byte(host), []byte(rollout))
+	return tx.putString(bucketLeases, host, rollout)
 }
 
 // DeleteLease frees a host if rollout holds it.

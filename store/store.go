@@ -291,6 +291,23 @@ func (tx *Tx) bucket(name []byte) (*bolt.Bucket, error) {
 	return b, nil
 }
 
+// getString reads a plain string value of a bucket, "" when the key has none.
+func (tx *Tx) getString(bucket []byte, key string) (string, error) {
+	b, err := tx.bucket(bucket)
+	if err != nil {
+		return "", err
+	}
+	return string(b.Get([]byte(key))), nil
+}
+
+func (tx *Tx) putString(bucket []byte, key, value string) error {
+	b, err := tx.bucket(bucket)
+	if err != nil {
+		return err
+	}
+	return b.Put([]byte(key), []byte(value))
+}
+
 func (tx *Tx) getJSON(bucket, key []byte, v any) (bool, error) {
 	b, err := tx.bucket(bucket)
 	if err != nil {

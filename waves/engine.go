@@ -162,6 +162,23 @@ type View struct {
 	Finished        time.Time                    `json:"finished,omitzero"`
 }
 
+// Settled reports whether the rollout does nothing more until someone (a user, or the patch
+// scheduler) acts: it is final, or paused with no host deploying or rolling back.
+func (v View) Settled() bool {
+	if Terminal(v.State) {
+		return true
+	}
+	if v.State != StatePaused {
+		return false
+	}
+	for _, h := range v.Hosts {
+		if h.State == HostRunning || h.State == HostRollingBack {
+			return false
+		}
+	}
+	return true
+}
+
 // WaveView is one wave of a View.
 type WaveView struct {
 	Name        string    `json:"name"`
@@ -208,15 +225,10 @@ func (e *Engine) Get(ctx context.Context, id string) (View, error) {
 // load reads a rollout record with its hosts.
 func (e *Engine) load(ctx context.Context, id string) (snapshot, error) {
 	var v snapshot
-	err := e.st.View(ctx, func(tx *store.Tx) error {
-		r, ok, err := tx.Rollout(id)
-		if err != nil {
+	err := e.st.View(ctx, func(tx *store.Tx) (err error) {
+		if v.Rollout, err = rolloutIn(tx, id); err != nil {
 			return err
 		}
-		if !ok {
-			return fmt.Errorf("%w: %s", ErrNotFound, id)
-		}
-		v.Rollout = r
 		v.Hosts, err = tx.RolloutHosts(id)
 		return err
 	})
@@ -226,13 +238,18 @@ func (e *Engine) load(ctx context.Context, id string) (snapshot, error) {
 // rollout reads a rollout record without its hosts.
 func (e *Engine) rollout(ctx context.Context, id string) (r store.Rollout, err error) {
 	err = e.st.View(ctx, func(tx *store.Tx) error {
-		var ok bool
-		r, ok, err = tx.Rollout(id)
-		if err == nil && !ok {
-			err = fmt.Errorf("%w: %s", ErrNotFound, id)
-		}
+		r, err = rolloutIn(tx, id)
 		return err
 	})
+	return r, err
+}
+
+// rolloutIn reads a rollout record in tx; a missing one is ErrNotFound.
+func rolloutIn(tx *store.Tx, id string) (store.Rollout, error) {
+	r, ok, err := tx.Rollout(id)
+	if err == nil && !ok {
+		err = fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
 	return r, err
 }
 
@@ -422,12 +439,9 @@ func (e *Engine) transition(ctx context.Context, id string, fn func(tx *store.Tx
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	err := e.st.Update(ctx, func(tx *store.Tx) error {
-		r, ok, err := tx.Rollout(id)
+		r, err := rolloutIn(tx, id)
 		if err != nil {
 			return err
-		}
-		if !ok {
-			return fmt.Errorf("%w: %s", ErrNotFound, id)
 		}
 		event, wave, host, msg, err := fn(tx, &r)
 		if err != nil {

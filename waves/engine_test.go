@@ -287,3 +287,32 @@ func TestRestartContinues(t *testing.T) {
 		}
 	}
 }
+
+func TestViewSettled(t *testing.T) {
+	hosts := func(states ...string) map[string]store.RolloutHost {
+		m := map[string]store.RolloutHost{}
+		for i, s := range states {
+			m[fmt.Sprintf("h%d", i)] = store.RolloutHost{State: s}
+		}
+		return m
+	}
+	for _, tc := range []struct {
+		name  string
+		state string
+		hosts map[string]store.RolloutHost
+		want  bool
+	}{
+		{"running", waves.StateRunning, hosts(waves.HostSucceeded, waves.HostPending), false},
+		{"aborting", waves.StateAborting, hosts(waves.HostRolledBack), false},
+		{"paused, a host still deploying", waves.StatePaused, hosts(waves.HostFailed, waves.HostRunning), false},
+		{"paused, a host still rolling back", waves.StatePaused, hosts(waves.HostRollingBack), false},
+		{"paused, nothing in flight", waves.StatePaused, hosts(waves.HostFailed, waves.HostPending), true},
+		{"succeeded", waves.StateSucceeded, hosts(waves.HostSucceeded), true},
+		{"aborted", waves.StateAborted, hosts(waves.HostRolledBack), true},
+		{"failed", waves.StateFailed, hosts(waves.HostRollbackFailed), true},
+	} {
+		if got := (waves.View{State: tc.state, Hosts: tc.hosts}).Settled(); got != tc.want {
+			t.Errorf("%s: Settled() = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

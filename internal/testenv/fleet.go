@@ -2,7 +2,6 @@ package testenv
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -13,9 +12,10 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/patchctl/patchctl/internal/prockill"
 )
 
 // FleetHost describes one simulated twemproxy host of a fleet test.
@@ -39,21 +39,29 @@ type FleetProxy struct {
 	t                           testing.TB
 }
 
+// DeployRoot makes a directory for a host's deploys, named prefix and a random part; every
+// process started from it is killed, and it is removed, when the test ends. Not t.TempDir:
+// the unprivileged nutcracker user must reach the binaries.
+func DeployRoot(t testing.TB, prefix string) string {
+	t.Helper()
+	root, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { prockill.Under(root); os.RemoveAll(root) })
+	return root
+}
+
 // Fleet lays out hosts; every nutcracker a patchctl deploy starts under their roots is
 // killed when the test ends.
 func Fleet(t testing.TB, hosts ...FleetHost) []*FleetProxy {
 	t.Helper()
 	out := make([]*FleetProxy, len(hosts))
 	for i, h := range hosts {
-		// Not t.TempDir: the unprivileged nutcracker user must reach the binaries.
-		root, err := os.MkdirTemp("", "fleet-"+h.Name+"-")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chmod(root, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { KillUnder(root); os.RemoveAll(root) })
+		root := DeployRoot(t, "fleet-"+h.Name+"-")
 		p := &FleetProxy{FleetHost: h, Root: root, Config: filepath.Join(root, "nutcracker.yml"),
 			Stats: Addr(quietPort(t)), RedisListen: Addr(quietPort(t)), MemcacheListen: Addr(quietPort(t)), t: t}
 		p.Redis = Redis(t)
@@ -166,6 +174,39 @@ func (p *FleetProxy) Serving(ctx context.Context) error {
 	return nil
 }
 
+// WaitServing polls until the proxy runs version and serves through both pools, for up to
+// bound (a restarted proxy may take a moment to reconnect its backends); it returns the last
+// problem seen.
+func (p *FleetProxy) WaitServing(ctx context.Context, version string, bound time.Duration) error {
+	deadline := time.Now().Add(bound)
+	for {
+		err := p.serves(ctx, version)
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func (p *FleetProxy) serves(ctx context.Context, version string) error {
+	vctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	v, err := p.Version(vctx)
+	if err != nil {
+		return err
+	}
+	if v != version {
+		return fmt.Errorf("runs %s, want %s", v, version)
+	}
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return p.Serving(sctx)
+}
+
 // RedisTraffic sends one GET through the host's redis pool and returns the first line
 // of the answer (an error reply when the backend is down).
 func (p *FleetProxy) RedisTraffic(ctx context.Context) (string, error) {
@@ -199,20 +240,4 @@ func request(ctx context.Context, addr, req string) (string, error) {
 		return "", err
 	}
 	return strings.TrimRight(line, "\r\n"), nil
-}
-
-// KillUnder SIGKILLs every process whose command line starts under dir (the proxies a
-// test deployed there).
-func KillUnder(dir string) {
-	procs, _ := os.ReadDir("/proc")
-	for _, e := range procs {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		cmd, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if bytes.HasPrefix(cmd, []byte(dir+"/")) {
-			_ = syscall.Kill(pid, syscall.SIGKILL)
-		}
-	}
 }
