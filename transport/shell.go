@@ -170,14 +170,31 @@ func (sh *remoteShell) awaitReady() error {
 	return errors.New("no ready line")
 }
 
-// run runs argv in the shell. A cancel kills the command and ends the shell; after any error
-// the shell must not be used again. An error wrapping errNotSent means nothing ran.
+// runInShell runs argv in the shell. A cancel kills the command and ends the shell; after any
+// error the shell must not be used again. An error wrapping errNotSent means nothing ran.
 func (s *SSH) runInShell(ctx context.Context, sh *remoteShell, argv []string, stdin []byte) (stdout, stderr []byte, status int, err error) {
 	cmd := shellQuote(argv) + "\n"
 	sh.seq++
 	req := fmt.Appendf(nil, "%d %d %d\n%s", strings.Count(cmd, "\n"), len(stdin), sh.seq, cmd)
-	if _, err := sh.in.Write(append(req, stdin...)); err != nil {
-		return nil, nil, 0, fmt.Errorf("%w: %w", errNotSent, err)
+	// A large stdin waits for the remote side's flow-control window: the write must not
+	// outlive ctx. A request cut short runs nothing (the shell exits at the end of its stdin).
+	sent := make(chan error, 1)
+	go func() {
+		_, err := sh.in.Write(append(req, stdin...))
+		sent <- err
+	}()
+	select {
+	case err := <-sent:
+		if err != nil {
+			return nil, nil, 0, fmt.Errorf("%w: %w", errNotSent, err)
+		}
+	case <-ctx.Done():
+		sh.close()
+		if err := <-sent; err == nil {
+			// The whole request left as ctx ended: the command may be running.
+			s.killShellCommand(sh.dir, sh.seq)
+		}
+		return nil, nil, 0, context.Cause(ctx)
 	}
 	type reply struct {
 		stdout, stderr []byte
