@@ -3,9 +3,7 @@ package cli_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -23,13 +21,7 @@ func TestRolloutCommands(t *testing.T) {
 	}
 	hosts := testenv.Fleet(t, testenv.FleetHost{Name: "stage-1", Environment: "staging"}, testenv.FleetHost{Name: "prod-1", Environment: "production"})
 	inv := writeFile(t, "inventory.yml", testenv.FleetInventory(hosts, ""))
-	cfg := writeConfig(t, fmt.Sprintf(`inventory:
-  file: %s
-artifacts:
-  sources:
-    - kind: deb
-      path: %s
-rollouts:
+	cfg := daemonConfig(t, inv, `rollouts:
   default_policy: quick
   soak_interval: 100ms
   policies:
@@ -39,7 +31,7 @@ rollouts:
           environments: [staging]
         - name: production
           environments: [production]
-`, inv, filepath.Join(testenv.BinDir(), "nutcracker_{{.Version}}.deb")))
+`)
 	cmd := func(args ...string) (int, string, string) {
 		return run(t, nil, append([]string{"--config", cfg}, args...)...)
 	}

@@ -37,14 +37,16 @@ type Problem struct {
 func (e *Error) Error() string {
 	msgs := make([]string, len(e.Problems))
 	for i, p := range e.Problems {
-		msgs[i] = e.format(p)
+		msgs[i] = Format(e.File, p)
 	}
 	return strings.Join(msgs, "\n")
 }
 
-func (e *Error) format(p Problem) string {
+// Format writes a problem in file as "file:line: key.path: message", leaving out the line
+// and the key path when they are not known.
+func Format(file string, p Problem) string {
 	var b strings.Builder
-	b.WriteString(e.File)
+	b.WriteString(file)
 	if p.Line > 0 {
 		fmt.Fprintf(&b, ":%d", p.Line)
 	}
