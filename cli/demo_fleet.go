@@ -13,10 +13,12 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/patchctl/patchctl/app"
+	"github.com/patchctl/patchctl/internal/loopport"
 	"github.com/patchctl/patchctl/internal/prockill"
 	"github.com/patchctl/patchctl/patching"
 	"github.com/patchctl/patchctl/rollout"
@@ -103,12 +105,11 @@ type demoFleet struct {
 }
 
 func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := loopport.Free(nil)
 	if err != nil {
 		return "", err
 	}
-	defer l.Close()
-	return l.Addr().String(), nil
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), nil
 }
 
 func waitListen(ctx context.Context, addr string) error {
@@ -446,6 +447,9 @@ func (c *demoCmd) awaitRollout(ctx context.Context, id, what string, done func(w
 		}
 		if done(v) {
 			return v, nil
+		}
+		if v.Settled() { // nothing will change without someone acting: say so now
+			return v, fmt.Errorf("rollout %s: %s: it stopped %s instead (%s)", id, what, v.State, v.Reason)
 		}
 		if time.Now().After(deadline) {
 			return v, fmt.Errorf("rollout %s: %s: not reached in 5 minutes (%s: %s)", id, what, v.State, v.Reason)

@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/patchctl/patchctl/internal/loopport"
 )
 
 // Versions lists the nutcracker builds the suite runs against.
@@ -100,25 +102,17 @@ func reserve(port int) bool {
 
 var heldPorts []*os.File
 
-// FreePort returns a loopback TCP port that was free a moment ago and that this process
-// has not handed out before, so parallel tests do not collide with each other.
+// FreePort returns a loopback TCP port that was free a moment ago and that no other test
+// (in this or another test process) has been handed, so parallel tests do not collide.
 func FreePort(t testing.TB) int {
 	t.Helper()
 	portMu.Lock()
 	defer portMu.Unlock()
-	for range 50 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatalf("free port: %v", err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		if reserve(port) {
-			return port
-		}
+	port, err := loopport.Free(reserve)
+	if err != nil {
+		t.Fatalf("free port: %v", err)
 	}
-	t.Fatal("free port: no unused port after 50 tries")
-	return 0
+	return port
 }
 
 // Addr formats a loopback address.
