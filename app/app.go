@@ -17,12 +17,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/robfig/cron/v3"
 
 	"github.com/patchctl/patchctl/artifact"
 	"github.com/patchctl/patchctl/config"
+	"github.com/patchctl/patchctl/internal/metrics"
 	"github.com/patchctl/patchctl/inventory"
 	"github.com/patchctl/patchctl/notify"
 	"github.com/patchctl/patchctl/patching"
@@ -57,7 +56,7 @@ type App struct {
 	log     *slog.Logger
 	now     func() time.Time
 	store   *store.Store
-	reg     *prometheus.Registry
+	reg     *metrics.Registry
 	methods map[string]method
 	starts  map[string]starter // methods that run as operations
 	// upload stores a binary a client sent into the artifact cache (set by the rollout).
@@ -113,7 +112,7 @@ func Open(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 		log:      opts.Logger,
 		now:      opts.Now,
 		store:    st,
-		reg:      prometheus.NewRegistry(),
+		reg:      metrics.NewRegistry(),
 		methods:  map[string]method{},
 		starts:   map[string]starter{},
 		ops:      NewRunner(opts.Logger.With("component", "ops"), opts.Now),
@@ -123,7 +122,7 @@ func Open(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 		reload:   opts.Reload,
 	}
 	a.conf.Store(cfg)
-	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a.reg.MustRegister(metrics.GoCollector{}, metrics.ProcessCollector{})
 	for _, setup := range components {
 		if err := setup(ctx, a); err != nil {
 			a.Close()
@@ -166,7 +165,7 @@ func (a *App) Close() error {
 func (a *App) Store() *store.Store { return a.store }
 
 // Registry is the metrics registry.
-func (a *App) Registry() *prometheus.Registry { return a.reg }
+func (a *App) Registry() *metrics.Registry { return a.reg }
 
 // method is one API call: JSON arguments in, a JSON-encodable result out.
 type method func(ctx context.Context, args json.RawMessage) (any, error)

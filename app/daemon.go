@@ -14,7 +14,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/robfig/cron/v3"
 
 	"github.com/patchctl/patchctl/config"
@@ -47,7 +46,7 @@ func (a *App) Serve(ctx context.Context, ready func(Addrs)) error {
 			return fmt.Errorf("metrics listen %s: %w", cfg.Metrics.Listen, err)
 		}
 		mux := http.NewServeMux()
-		mux.Handle("/metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}))
+		mux.Handle("/metrics", a.reg.Handler())
 		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
 		metrics = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		addrs.Metrics = metricsLn.Addr().String()

@@ -6,10 +6,9 @@ import (
 	"strings"
 	"sync/atomic"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/patchctl/patchctl/advisory"
 	"github.com/patchctl/patchctl/config"
+	"github.com/patchctl/patchctl/internal/metrics"
 	"github.com/patchctl/patchctl/inventory"
 	"github.com/patchctl/patchctl/notify"
 	"github.com/patchctl/patchctl/store"
@@ -35,9 +34,9 @@ type fleet struct {
 	a       *App
 	state   atomic.Pointer[fleetState] // replaced by a reload
 	sem     chan struct{}              // one pass at a time
-	hosts   *prometheus.GaugeVec
-	exposed *prometheus.GaugeVec
-	polls   *prometheus.CounterVec
+	hosts   *metrics.GaugeVec
+	exposed *metrics.GaugeVec
+	polls   *metrics.CounterVec
 }
 
 // fleetState is what a pass works from; a pass uses one state from start to end.
@@ -78,9 +77,9 @@ func setupInventory(_ context.Context, a *App) error {
 	f := &fleet{a: a, sem: make(chan struct{}, 1)}
 	a.fleet = f
 	f.use(st)
-	f.hosts = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "patchctl_hosts", Help: "Inventoried hosts by environment and running version (\"unknown\" when unreadable)."}, []string{"environment", "version"})
-	f.exposed = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "patchctl_hosts_exposed", Help: "Hosts affected by known advisories, by the highest severity."}, []string{"environment", "severity"})
-	f.polls = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "patchctl_inventory_polls_total", Help: "Host version reads by outcome (answering, down)."}, []string{"outcome"})
+	f.hosts = metrics.NewGaugeVec("patchctl_hosts", "Inventoried hosts by environment and running version (\"unknown\" when unreadable).", "environment", "version")
+	f.exposed = metrics.NewGaugeVec("patchctl_hosts_exposed", "Hosts affected by known advisories, by the highest severity.", "environment", "severity")
+	f.polls = metrics.NewCounterVec("patchctl_inventory_polls_total", "Host version reads by outcome (answering, down).", "outcome")
 	a.reg.MustRegister(f.hosts, f.exposed, f.polls)
 
 	a.addJob(job{name: "inventory", schedule: inventorySchedule(cfg), atStart: true, run: func(ctx context.Context) error {

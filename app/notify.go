@@ -6,9 +6,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/patchctl/patchctl/config"
+	"github.com/patchctl/patchctl/internal/metrics"
 	"github.com/patchctl/patchctl/notify"
 	"github.com/patchctl/patchctl/notify/slack"
 	"github.com/patchctl/patchctl/store"
@@ -79,9 +78,9 @@ func setupNotify(_ context.Context, a *App) error {
 		}
 	}
 	a.reg.MustRegister(
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "patchctl_outbox_pending", Help: "Notifications waiting in the outbox."}, outboxCount(false)),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "patchctl_outbox_undelivered",
-			Help: "Notifications given up on (max_attempts or a permanent refusal); patchctl notify retry sends them again."}, outboxCount(true)),
+		metrics.NewGaugeFunc("patchctl_outbox_pending", "Notifications waiting in the outbox.", outboxCount(false)),
+		metrics.NewGaugeFunc("patchctl_outbox_undelivered",
+			"Notifications given up on (max_attempts or a permanent refusal); patchctl notify retry sends them again.", outboxCount(true)),
 	)
 
 	handle(a, "notify.retry", func(ctx context.Context, args RetryArgs) (any, error) {

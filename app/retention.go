@@ -4,18 +4,16 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/prometheus/client_golang/prometheus"
-
+	"github.com/patchctl/patchctl/internal/metrics"
 	"github.com/patchctl/patchctl/store"
 )
 
 // setupRetention prunes what only grows (events, delivered alerts, stale HTTP cache
 // entries) hourly and at start, and reports the store's size.
 func setupRetention(_ context.Context, a *App) error {
-	pruned := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "patchctl_pruned_total",
-		Help: "Records deleted by retention, by kind (events, delivered_alerts, http_cache)."}, []string{"kind"})
-	a.reg.MustRegister(pruned, prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "patchctl_store_bytes",
-		Help: "Size of the store file."}, func() float64 {
+	pruned := metrics.NewCounterVec("patchctl_pruned_total",
+		"Records deleted by retention, by kind (events, delivered_alerts, http_cache).", "kind")
+	a.reg.MustRegister(pruned, metrics.NewGaugeFunc("patchctl_store_bytes", "Size of the store file.", func() float64 {
 		n, _ := a.store.Size(context.Background())
 		return float64(n)
 	}))
@@ -27,7 +25,7 @@ func setupRetention(_ context.Context, a *App) error {
 }
 
 // prune applies the configured retention once and records what it deleted.
-func (a *App) prune(ctx context.Context, pruned *prometheus.CounterVec) (store.Pruned, error) {
+func (a *App) prune(ctx context.Context, pruned *metrics.CounterVec) (store.Pruned, error) {
 	r := a.config().Retention
 	p, err := a.store.Prune(ctx, store.Retention{Events: r.Events, Delivered: r.Delivered, HTTPCache: r.HTTPCache})
 	if err != nil {

@@ -4,13 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/patchctl/patchctl/config"
+	"github.com/patchctl/patchctl/internal/metrics"
 	"github.com/patchctl/patchctl/nutcracker"
 	"github.com/patchctl/patchctl/rollout"
 	"github.com/patchctl/patchctl/store"
@@ -30,10 +31,10 @@ type RolloutList struct {
 
 func setupRollouts(_ context.Context, a *App) error {
 	hosts := &fleetHosts{a: a}
-	hostDur := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "patchctl_rollout_host_duration_seconds",
-		Help: "Time one host took in a rollout (hooks, deploy, smoke test), by outcome.", Buckets: prometheus.ExponentialBuckets(0.5, 2, 12)}, []string{"outcome"})
-	waveDur := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "patchctl_rollout_wave_duration_seconds",
-		Help: "Time one wave took from its start to its verdict (soak included), by outcome.", Buckets: prometheus.ExponentialBuckets(1, 2, 14)}, []string{"outcome"})
+	hostDur := metrics.NewHistogramVec("patchctl_rollout_host_duration_seconds",
+		"Time one host took in a rollout (hooks, deploy, smoke test), by outcome.", metrics.ExponentialBuckets(0.5, 2, 12), "outcome")
+	waveDur := metrics.NewHistogramVec("patchctl_rollout_wave_duration_seconds",
+		"Time one wave took from its start to its verdict (soak included), by outcome.", metrics.ExponentialBuckets(1, 2, 14), "outcome")
 	a.reg.MustRegister(hostDur, waveDur, rolloutCollector{a})
 	a.rollouts = waves.New(a.store, waves.Options{
 		Logger: a.log.With("component", "rollouts"), Now: a.now, Policies: func() config.Rollouts { return a.config().Rollouts }, Hosts: hosts,
@@ -309,14 +310,9 @@ func (f *fleetHosts) Stats(ctx context.Context, host string) (*nutcracker.Stats,
 // their state, read from the store at scrape time.
 type rolloutCollector struct{ a *App }
 
-var (
-	descRollouts = prometheus.NewDesc("patchctl_rollouts", "Rollouts by state.", []string{"state"}, nil)
-	descHosts    = prometheus.NewDesc("patchctl_rollout_hosts", "Hosts of unfinished rollouts by their state in the rollout.", []string{"state"}, nil)
-)
+var _ metrics.Collector = rolloutCollector{}
 
-func (c rolloutCollector) Describe(ch chan<- *prometheus.Desc) { ch <- descRollouts; ch <- descHosts }
-
-func (c rolloutCollector) Collect(ch chan<- prometheus.Metric) {
+func (c rolloutCollector) Collect() []metrics.Family {
 	byState := map[string]int{}
 	hostStates := map[string]int{}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -343,13 +339,21 @@ func (c rolloutCollector) Collect(ch chan<- prometheus.Metric) {
 	})
 	if err != nil {
 		c.a.log.Warn("rollout metrics", "err", err)
-		return
+		return nil
 	}
+	rollouts := metrics.Family{Name: "patchctl_rollouts", Help: "Rollouts by state.", Type: metrics.TypeGauge}
 	for _, s := range []string{waves.StateRunning, waves.StatePaused, waves.StateAborting, waves.StateSucceeded,
 		waves.StateAborted, waves.StateRolledBack, waves.StateFailed} {
-		ch <- prometheus.MustNewConstMetric(descRollouts, prometheus.GaugeValue, float64(byState[s]), s)
+		rollouts.Samples = append(rollouts.Samples, stateSample(s, byState[s]))
 	}
-	for s, n := range hostStates {
-		ch <- prometheus.MustNewConstMetric(descHosts, prometheus.GaugeValue, float64(n), s)
+	hosts := metrics.Family{Name: "patchctl_rollout_hosts", Help: "Hosts of unfinished rollouts by their state in the rollout.", Type: metrics.TypeGauge}
+	for _, s := range slices.Sorted(maps.Keys(hostStates)) {
+		hosts.Samples = append(hosts.Samples, stateSample(s, hostStates[s]))
 	}
+	slices.SortFunc(rollouts.Samples, func(a, b metrics.Sample) int { return strings.Compare(a.Labels[0].Value, b.Labels[0].Value) })
+	return []metrics.Family{rollouts, hosts}
+}
+
+func stateSample(state string, n int) metrics.Sample {
+	return metrics.Sample{Labels: []metrics.Label{{Name: "state", Value: state}}, Value: float64(n)}
 }

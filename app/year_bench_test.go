@@ -18,7 +18,7 @@ import (
 	"testing/fstest"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
+	"github.com/patchctl/patchctl/internal/metrics"
 
 	"github.com/patchctl/patchctl/advisory"
 	"github.com/patchctl/patchctl/config"
@@ -220,9 +220,9 @@ func simulateYear(b *testing.B, days int) []*dayCost {
 		b.Fatal(err)
 	}
 	f := &fleet{a: a, sem: make(chan struct{}, 1),
-		hosts:   prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "h"}, []string{"environment", "version"}),
-		exposed: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "e"}, []string{"environment", "severity"}),
-		polls:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "p"}, []string{"outcome"})}
+		hosts:   metrics.NewGaugeVec("h", "", "environment", "version"),
+		exposed: metrics.NewGaugeVec("e", "", "environment", "severity"),
+		polls:   metrics.NewCounterVec("p", "", "outcome")}
 	st := &fleetState{inv: inv, feed: feed}
 
 	sent := &acceptAll{}

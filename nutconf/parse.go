@@ -73,6 +73,12 @@ func marker(l []byte, m string) bool {
 var yamlLine = regexp.MustCompile(`line (\d+): `)
 
 func (p *parser) load(data []byte) {
+	errs := len(p.errs)
+	if fastPools(data, p.entry) {
+		return // anchors, aliases, tags and flow style, checkTokens' findings, never get there
+	}
+	// Not in the plain form: forget what the fast path read, parse with the YAML library.
+	p.cfg.Pools, p.errs = nil, p.errs[:errs]
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var docs []*yaml.Node
 	for {
@@ -160,17 +166,21 @@ func (p *parser) root(n *yaml.Node) {
 	}
 	p.cfg.Pools = make([]*Pool, 0, len(n.Content)/2)
 	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := n.Content[i], n.Content[i+1]
-		if k.Kind != yaml.ScalarNode {
-			p.fail(pos(k), KindStructure, "pool name is not a plain string")
-			continue
-		}
-		if v.Kind != yaml.MappingNode {
-			p.fail(pos(v), KindStructure, "pool %q is not a mapping of keys", k.Value)
-			continue
-		}
-		p.cfg.Pools = append(p.cfg.Pools, p.pool(k, v))
+		p.entry(n.Content[i], n.Content[i+1])
 	}
+}
+
+// entry reads one top-level entry, a pool.
+func (p *parser) entry(k, v *yaml.Node) {
+	if k.Kind != yaml.ScalarNode {
+		p.fail(pos(k), KindStructure, "pool name is not a plain string")
+		return
+	}
+	if v.Kind != yaml.MappingNode {
+		p.fail(pos(v), KindStructure, "pool %q is not a mapping of keys", k.Value)
+		return
+	}
+	p.cfg.Pools = append(p.cfg.Pools, p.pool(k, v))
 }
 
 func (p *parser) pool(k, m *yaml.Node) *Pool {

@@ -15,9 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
-
+	"github.com/patchctl/patchctl/internal/metrics"
 	"github.com/patchctl/patchctl/mirror"
 	"github.com/patchctl/patchctl/notify"
 	"github.com/patchctl/patchctl/store"
@@ -391,7 +389,7 @@ func TestFailingSourceDoesNotStopOthers(t *testing.T) {
 	f := newFakeGitHub(t, os.DirFS(exampleDir), mirror.Options{})
 	missing := githubSource(t, f, "acme/missing", st, tracker.GitHubOptions{})
 	dir := tracker.NewDir("acme/proxy", exampleDir, tracker.DirOptions{Tags: true, Advisories: true})
-	reg := prometheus.NewRegistry()
+	reg := metrics.NewRegistry()
 	tr := tracker.New(st, []tracker.Watch{{Source: missing}, {Source: dir, Prereleases: true}},
 		tracker.Options{Metrics: tracker.NewMetrics(reg)})
 	rep, err := tr.Poll(context.Background())
@@ -421,7 +419,7 @@ func TestFailingSourceDoesNotStopOthers(t *testing.T) {
 
 func TestMetrics(t *testing.T) {
 	st := tempStore(t)
-	reg := prometheus.NewRegistry()
+	reg := metrics.NewRegistry()
 	m := tracker.NewMetrics(reg)
 	f := newFakeGitHub(t, os.DirFS(exampleDir), mirror.Options{})
 	src := githubSource(t, f, "acme/proxy", st, tracker.GitHubOptions{Tags: true, Metrics: m})
@@ -451,38 +449,27 @@ func TestMetrics(t *testing.T) {
 }
 
 // metric returns the value of the series with the given label pairs (0 when absent).
-func metric(t *testing.T, reg *prometheus.Registry, name string, labels ...string) float64 {
+func metric(t *testing.T, reg *metrics.Registry, name string, labels ...string) float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
+	for _, f := range reg.Gather() {
+		if f.Name != name {
 			continue
 		}
 	series:
-		for _, m := range mf.GetMetric() {
+		for _, s := range f.Samples {
 			have := map[string]string{}
-			for _, lp := range m.GetLabel() {
-				have[lp.GetName()] = lp.GetValue()
+			for _, l := range s.Labels {
+				have[l.Name] = l.Value
 			}
 			for i := 0; i+1 < len(labels); i += 2 {
 				if have[labels[i]] != labels[i+1] {
 					continue series
 				}
 			}
-			return value(m)
+			return s.Value
 		}
 	}
 	return 0
-}
-
-func value(m *dto.Metric) float64 {
-	if c := m.GetCounter(); c != nil {
-		return c.GetValue()
-	}
-	return m.GetGauge().GetValue()
 }
 
 func TestTwemproxyHistory(t *testing.T) {

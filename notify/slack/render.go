@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	slackgo "github.com/slack-go/slack"
 
@@ -109,32 +110,36 @@ func link(u, text string) string {
 	return "<" + u + "|" + escape(text) + ">"
 }
 
-var (
-	mdHeading = regexp.MustCompile(`(?m)^#{1,6}[ \t]+(.+?)[ \t#]*$`)
-	mdBullet  = regexp.MustCompile(`(?m)^([ \t]*)[-*+][ \t]+`)
-	mdBold    = regexp.MustCompile(`\*\*([^*\n]+)\*\*|__([^_\n]+)__`)
-	mdLink    = regexp.MustCompile(`\[([^\]\n]+)\]\((https?://[^)\s]+)\)`)
-	linkMark  = regexp.MustCompile("\x00[0-9]+\x00")
-)
+// markdownREs are compiled on first use, not at package initialisation: every patchctl
+// command links this package, few render release notes.
+var markdownREs = sync.OnceValue(func() (r struct{ heading, bullet, bold, link, mark *regexp.Regexp }) {
+	r.heading = regexp.MustCompile(`(?m)^#{1,6}[ \t]+(.+?)[ \t#]*$`)
+	r.bullet = regexp.MustCompile(`(?m)^([ \t]*)[-*+][ \t]+`)
+	r.bold = regexp.MustCompile(`\*\*([^*\n]+)\*\*|__([^_\n]+)__`)
+	r.link = regexp.MustCompile(`\[([^\]\n]+)\]\((https?://[^)\s]+)\)`)
+	r.mark = regexp.MustCompile("\x00[0-9]+\x00")
+	return r
+})
 
 // mrkdwn converts the GitHub Markdown of release notes to Slack's mrkdwn: headings and
 // bold become *bold*, list markers become bullets, [text](url) becomes a link. Everything
 // else is escaped and shown as written.
 func mrkdwn(md string) string {
+	re := markdownREs()
 	// NUL marks link placeholders below, so none may come from the notes.
 	s := strings.NewReplacer("\r\n", "\n", "\x00", "").Replace(md)
 	// Links first, on the raw text, with placeholders so escaping leaves them alone.
 	var links []string
-	s = mdLink.ReplaceAllStringFunc(s, func(l string) string {
-		p := mdLink.FindStringSubmatch(l)
+	s = re.link.ReplaceAllStringFunc(s, func(l string) string {
+		p := re.link.FindStringSubmatch(l)
 		links = append(links, link(p[2], p[1]))
 		return fmt.Sprintf("\x00%d\x00", len(links)-1)
 	})
 	s = escape(s)
-	s = mdBold.ReplaceAllString(s, "*$1$2*")
-	s = mdHeading.ReplaceAllString(s, "*$1*")
-	s = mdBullet.ReplaceAllString(s, "$1• ")
-	return linkMark.ReplaceAllStringFunc(s, func(mark string) string {
+	s = re.bold.ReplaceAllString(s, "*$1$2*")
+	s = re.heading.ReplaceAllString(s, "*$1*")
+	s = re.bullet.ReplaceAllString(s, "$1• ")
+	return re.mark.ReplaceAllStringFunc(s, func(mark string) string {
 		i, _ := strconv.Atoi(mark[1 : len(mark)-1])
 		return links[i]
 	})
