@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"golang.org/x/crypto/ssh"
 )
@@ -20,23 +19,26 @@ import (
 // shellScript is the remote shell an SSH transport keeps for an operation's commands, so that
 // the login shell (and its rc files) starts once per operation instead of once per command.
 // It is given on the command line, never on stdin, so the shell cannot read ahead into the
-// requests. A request is a line "LINES SIZE", then the command in LINES lines (the read
+// requests. A request is a line "LINES SIZE SEQ", then argv quoted in LINES lines (the read
 // builtin takes them one by one), then SIZE bytes for its stdin, which dd takes with reads of
 // at most the bytes still due, so it never reads past them either. The command runs in the
 // background with its stdin from those bytes (or /dev/null) and its output in files of a
-// private directory, under setsid when there is one so that it leads its own process group
-// as a session's command does (a cancel kills that group). The reply is "MARKER pid PID" once
-// it started, then "MARKER done STATUS OUTLEN ERRLEN" followed by exactly that many bytes of
-// stdout and of stderr. The directory is removed when the shell ends: its stdin closed
-// (Close, or the connection dropped) or a reply that cannot be written.
+// private directory; it is exec-ed under setsid when there is one, so that it leads its own
+// process group as a session's command does (a cancel kills that group, whose leader the
+// file p names next to SEQ). The reply is "MARKER done STATUS OUTLEN ERRLEN" followed by
+// exactly that many bytes of stdout and of stderr, written by one cat so that it leaves in as
+// few packets as possible: sshd leaves Nagle's algorithm on for sessions without a terminal,
+// and a small packet behind another waits for the client's delayed ACK. The directory is
+// removed when the shell ends: its stdin closed (Close, or the connection dropped) or a
+// reply that cannot be written.
 const shellScript = `m=$1
 d=$(mktemp -d) || exit 1
 trap 'rm -rf "$d"' EXIT
 trap 'exit 1' HUP INT TERM PIPE
-s=
+s=exec
 command -v setsid >/dev/null 2>&1 && s=setsid
-echo "$m ready $$"
-while IFS=' ' read -r n z; do
+echo "$m ready $$ $d"
+while IFS=' ' read -r n z q; do
 	c= i=0
 	while [ "$i" -lt "$n" ]; do
 		IFS= read -r l || exit 1
@@ -57,13 +59,14 @@ while IFS=' ' read -r n z; do
 			g=$h
 		done
 	fi
-	$s sh -c "$c" <"$in" >"$d/o" 2>"$d/e" &
-	p=$!
-	echo "$m pid $p"
-	wait "$p"
+	eval "set -- $c"
+	$s "$@" <"$in" >"$d/o" 2>"$d/e" &
+	echo "$q $!" >"$d/p"
+	wait "$!"
 	r=$?
-	echo "$m done $r $(wc -c <"$d/o") $(wc -c <"$d/e")"
-	cat "$d/o" "$d/e"
+	set -- $(cd "$d" && wc -c o e)
+	echo "$m done $r $1 $3" >"$d/h"
+	cat "$d/h" "$d/o" "$d/e"
 done`
 
 // errNoShell: the host could not start the remote shell (no POSIX sh, no mktemp); every
@@ -89,6 +92,8 @@ type remoteShell struct {
 	out    *bufio.Reader
 	errOut *tailBuffer // the shell's own complaints, for messages
 	marker string
+	dir    string        // the shell's private directory
+	seq    int           // requests sent
 	ended  chan struct{} // closed when the session ends
 }
 
@@ -142,14 +147,20 @@ func (s *SSH) startShell(ctx context.Context) (*remoteShell, error) {
 	return nil, fmt.Errorf("remote shell: %w", err)
 }
 
-// awaitReady reads up to the ready line, passing over what an rc file printed before it.
+// awaitReady reads up to the ready line ("MARKER ready PID DIR"), passing over what an rc
+// file printed before it.
 func (sh *remoteShell) awaitReady() error {
 	want := sh.marker + " ready "
 	read := 0
 	for read < maxShellGreeting {
 		line, err := sh.out.ReadString('\n')
 		read += len(line)
-		if strings.HasPrefix(line, want) {
+		if rest, ok := strings.CutPrefix(line, want); ok {
+			_, dir, ok := strings.Cut(strings.TrimSuffix(rest, "\n"), " ")
+			if !ok || dir == "" {
+				return fmt.Errorf("unexpected ready line %q", excerpt(line))
+			}
+			sh.dir = dir
 			return nil
 		}
 		if err != nil {
@@ -159,24 +170,41 @@ func (sh *remoteShell) awaitReady() error {
 	return errors.New("no ready line")
 }
 
-// run runs argv in the shell. A cancel kills the command and ends the shell; after any error
-// the shell must not be used again. An error wrapping errNotSent means nothing ran.
+// runInShell runs argv in the shell. A cancel kills the command and ends the shell; after any
+// error the shell must not be used again. An error wrapping errNotSent means nothing ran.
 func (s *SSH) runInShell(ctx context.Context, sh *remoteShell, argv []string, stdin []byte) (stdout, stderr []byte, status int, err error) {
-	cmd := "exec " + shellQuote(argv) + "\n"
-	req := fmt.Appendf(nil, "%d %d\n%s", strings.Count(cmd, "\n"), len(stdin), cmd)
-	if _, err := sh.in.Write(append(req, stdin...)); err != nil {
-		return nil, nil, 0, fmt.Errorf("%w: %w", errNotSent, err)
+	cmd := shellQuote(argv) + "\n"
+	sh.seq++
+	req := fmt.Appendf(nil, "%d %d %d\n%s", strings.Count(cmd, "\n"), len(stdin), sh.seq, cmd)
+	// A large stdin waits for the remote side's flow-control window: the write must not
+	// outlive ctx. A request cut short runs nothing (the shell exits at the end of its stdin).
+	sent := make(chan error, 1)
+	go func() {
+		_, err := sh.in.Write(append(req, stdin...))
+		sent <- err
+	}()
+	select {
+	case err := <-sent:
+		if err != nil {
+			return nil, nil, 0, fmt.Errorf("%w: %w", errNotSent, err)
+		}
+	case <-ctx.Done():
+		sh.close()
+		if err := <-sent; err == nil {
+			// The whole request left as ctx ended: the command may be running.
+			s.killShellCommand(sh.dir, sh.seq)
+		}
+		return nil, nil, 0, context.Cause(ctx)
 	}
 	type reply struct {
 		stdout, stderr []byte
 		status         int
 		err            error
 	}
-	started := make(chan int, 1)
 	done := make(chan reply, 1)
 	go func() {
 		var r reply
-		r.stdout, r.stderr, r.status, r.err = sh.readReply(started)
+		r.stdout, r.stderr, r.status, r.err = sh.readReply()
 		done <- r
 	}()
 	select {
@@ -185,26 +213,33 @@ func (s *SSH) runInShell(ctx context.Context, sh *remoteShell, argv []string, st
 	case <-ctx.Done():
 	}
 	// sshd passes no signal to a command without a terminal (and none at all in root's
-	// sessions), so the command is killed from a session of its own, once its pid is known.
+	// sessions), so the command is killed from a session of its own.
 	select {
-	case pid := <-started:
-		s.kill(pid)
 	case <-done:
 	case <-sh.ended:
-	case <-time.After(startWait):
+	default:
+		s.killShellCommand(sh.dir, sh.seq)
 	}
 	sh.close()
 	return nil, nil, 0, context.Cause(ctx)
 }
 
-// readReply reads one reply, sending the command's pid on started once it runs.
-func (sh *remoteShell) readReply(started chan<- int) (stdout, stderr []byte, status int, err error) {
-	f, err := sh.replyLine("pid", 1)
-	if err != nil {
-		return nil, nil, 0, err
-	}
-	started <- f[0]
-	f, err = sh.replyLine("done", 3)
+// killShellCommand kills the command of request seq in the shell whose directory is dir,
+// waiting a little for the shell to name it: it does so just after starting it.
+func (s *SSH) killShellCommand(dir string, seq int) {
+	const script = `i=0
+until IFS=' ' read -r q p <"$1/p" 2>/dev/null && [ "$q" = "$2" ]; do
+	i=$((i + 1))
+	[ "$i" -le 100 ] || exit 1
+	sleep 0.1
+done
+` + killGroup
+	s.killScript(script, dir, strconv.Itoa(seq))
+}
+
+// readReply reads one reply.
+func (sh *remoteShell) readReply() (stdout, stderr []byte, status int, err error) {
+	f, err := sh.replyLine("done", 3)
 	if err != nil {
 		return nil, nil, 0, err
 	}

@@ -504,12 +504,21 @@ func (g *gate) shut() {
 	g.mu.Unlock()
 }
 
+// killGroup kills the process group that process $p leads, or the process alone if it leads
+// none.
+const killGroup = `kill -KILL -- "-$p" 2>/dev/null || kill -KILL "$p"`
+
 // kill ends a remote process group, on a fresh short deadline because the caller's ctx ended.
 func (s *SSH) kill(pid int) {
+	s.killScript(`p=$1; `+killGroup, strconv.Itoa(pid))
+}
+
+// killScript runs a kill script in a session of its own (the command's shell, if any, is
+// busy), on a fresh short deadline because the caller's ctx ended.
+func (s *SSH) killScript(script string, args ...string) {
 	ctx, cancel := context.WithTimeout(context.Background(), afterCancelWait)
 	defer cancel()
-	p := strconv.Itoa(pid)
-	_ = s.session(ctx, []string{"sh", "-c", `kill -KILL -- "-$1" 2>/dev/null || kill -KILL "$1"`, "sh", p}, nil, io.Discard, io.Discard)
+	_ = s.session(ctx, append([]string{"sh", "-c", script, "sh"}, args...), nil, io.Discard, io.Discard)
 }
 
 // pidWriter takes the first stderr line (the remote shell's pid) and passes the rest on.
