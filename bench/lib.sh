@@ -15,7 +15,7 @@ chmod 0755 "$work"
 pids=()
 cleanup() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || :; wait "$p" 2>/dev/null || :; done
-	for f in "$work"/*/run/nutcracker.pid; do
+	for f in "$work"/*/run/nutcracker.pid "$work"/*/nc/run/nutcracker.pid; do
 		[ -s "$f" ] && kill -KILL "$(cat "$f")" 2>/dev/null || :
 	done
 	if [ -s "$work/redis.pid" ]; then
