@@ -269,7 +269,14 @@ if [ -z "$pids" ]; then
 fi
 if [ -n "$waited" ]; then echo "waited for$waited"; fi
 exec 9>&- # the daemon must not inherit the lock
-exec "$@"
+# nutcracker -d forks twice before it points its output at /dev/null; a daemon slow to get
+# there (a loaded host) would hold this command's output open, so its output goes to a file.
+out=${slots%/*}/.start.out
+rm -f -- "$out"
+"$@" </dev/null >"$out" 2>&1
+r=$?
+if [ -s "$out" ]; then cat -- "$out" >&2; fi
+exit $r
 `
 
 // portHolderFunc defines port_holder PORT: prints "pid N (comm)" of a process listening on

@@ -38,6 +38,11 @@ func (*Local) Run(ctx context.Context, argv []string, stdin io.Reader) (Result, 
 		cmd.WaitDelay = waitDelay
 		return cmd
 	})
+	if errors.Is(err, exec.ErrWaitDelay) {
+		// The command exited 0 but a child it left running (a daemon on its way to
+		// detaching) still holds its output: the command is done.
+		err = nil
+	}
 	res := Result{Stdout: stdout.Bytes(), Stderr: stderr.Bytes()}
 	if ctx.Err() != nil {
 		return res, fmt.Errorf("local: run %s: %w", argv[0], context.Cause(ctx))

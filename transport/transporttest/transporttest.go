@@ -80,6 +80,21 @@ func Run(t *testing.T, open func(t *testing.T) transport.Transport) {
 		}
 	})
 
+	t.Run("ChildKeepsOutputOpen", func(t *testing.T) {
+		// What a daemonizing program does until it detaches: Run returns when the command
+		// exits, with what it printed, whatever its children do with its output.
+		res, err := open(t).Run(ctx(t), []string{"sh", "-c", "sleep 20 & echo $!"}, nil)
+		if pid, perr := strconv.Atoi(strings.TrimSpace(string(res.Stdout))); perr == nil {
+			defer syscall.Kill(pid, syscall.SIGKILL)
+		}
+		if err != nil {
+			t.Fatalf("err = %v, want nil once the command exited", err)
+		}
+		if strings.TrimSpace(string(res.Stdout)) == "" {
+			t.Fatalf("stdout %q, want the child's pid", res.Stdout)
+		}
+	})
+
 	t.Run("MissingCommand", func(t *testing.T) {
 		if _, err := open(t).Run(ctx(t), []string{"patchctl-no-such-command"}, nil); err == nil {
 			t.Fatal("no error for a command that does not exist")
