@@ -410,54 +410,70 @@ func TestSoakGateFailsOnRisingErrors(t *testing.T) {
 }
 
 // BenchmarkFleetRollout: six local hosts (each a real nutcracker in front of real redis and
-// memcached) move from 0.4.1 to 0.5.0 through the daemon, once as a rollout of one wave
-// deploying all six at once, once as six deploys run one after the other. Each fleet is
-// fresh, so both install the same new build. Run with -benchtime 1x: one iteration is a
-// whole fleet.
+// memcached) move from 0.4.1 to 0.5.0 through the daemon as one wave, with max_parallel 100%
+// and with max_parallel 1 (the speed-up is the ratio), and as six `deploy` calls one after
+// the other. Each fleet is fresh, so every run installs the same new build. The drain case
+// adds a `before` hook that waits one second on each host, as draining it from a load
+// balancer would. Run with -benchtime 1x or 3x: one iteration is five fleets.
 func BenchmarkFleetRollout(b *testing.B) {
 	hosts := make([]testenv.FleetHost, 6)
 	for i := range hosts {
 		hosts[i] = testenv.FleetHost{Name: fmt.Sprintf("proxy-%d", i+1), Environment: "production"}
 	}
-	const policy = `rollouts:
-  default_policy: all
-  policies:
-    - name: all
+	policy := func(name, parallel, hooks string) string {
+		return `    - name: ` + name + `
       waves:
         - name: production
           environments: [production]
-          max_parallel: "100%"
+          max_parallel: "` + parallel + `"
+      hooks: ` + hooks + `
       # The benchmark measures speed; a busy machine's timeouts must not pause it.
       soak_thresholds: {client_err: 1000, server_err: 1000, server_timedout: 1000, forward_error: 1000, server_ejects: 1000}
 `
-	var parallel, serial time.Duration
-	for b.Loop() {
+	}
+	const drain = `{before: [sleep, "1"], timeout: 1m}`
+	policies := "rollouts:\n  default_policy: all\n  policies:\n" + policy("all", "100%", "{}") + policy("one", "1", "{}") +
+		policy("all-drain", "100%", drain) + policy("one-drain", "1", drain)
+	rollout := func(name string) time.Duration {
 		b.StopTimer()
-		r := newRig(b, policy, hosts...)
+		r := newRig(b, policies, hosts...)
 		b.StartTimer()
 		t0 := time.Now()
 		var v waves.View
-		if err := r.call("rollout.start", waves.Request{Version: "0.5.0"}, &v); err != nil {
+		if err := r.call("rollout.start", waves.Request{Version: "0.5.0", Policy: name}, &v); err != nil {
 			b.Fatal(err)
 		}
-		v = r.waitFor(v.ID, "finished", func(v waves.View) bool { return waves.Terminal(v.State) || v.State == waves.StatePaused })
-		parallel += time.Since(t0)
-		b.StopTimer()
+		v = r.waitFor(v.ID, "finished", func(v waves.View) bool { return waves.Terminal(v.State) })
+		d := time.Since(t0)
 		if v.State != waves.StateSucceeded {
 			b.Fatalf("rollout ended %s: %s", v.State, v.Reason)
 		}
-		r = newRig(b, policy, hosts...)
+		return d
+	}
+	var parallel, oneByOne, drainParallel, drainOne, manual time.Duration
+	for b.Loop() {
+		parallel += rollout("all")
+		oneByOne += rollout("one")
+		drainParallel += rollout("all-drain")
+		drainOne += rollout("one-drain")
+		b.StopTimer()
+		r := newRig(b, policies, hosts...)
 		b.StartTimer()
-		t0 = time.Now()
+		t0 := time.Now()
 		for _, h := range r.hosts {
 			var rep app.OpReply
 			if err := r.call("deploy", app.DeployArgs{Host: h.Name, Version: "0.5.0"}, &rep); err != nil || rep.Error != "" {
 				b.Fatalf("deploy %s: %v %s", h.Name, err, rep.Error)
 			}
 		}
-		serial += time.Since(t0)
+		manual += time.Since(t0)
 	}
-	b.ReportMetric(parallel.Seconds()/float64(b.N), "s/rollout")
-	b.ReportMetric(serial.Seconds()/float64(b.N), "s/serial")
-	b.ReportMetric(serial.Seconds()/parallel.Seconds(), "speedup")
+	n := float64(b.N)
+	b.ReportMetric(parallel.Seconds()/n, "s/rollout_parallel")
+	b.ReportMetric(oneByOne.Seconds()/n, "s/rollout_one_at_a_time")
+	b.ReportMetric(oneByOne.Seconds()/parallel.Seconds(), "speedup")
+	b.ReportMetric(drainParallel.Seconds()/n, "s/drain_parallel")
+	b.ReportMetric(drainOne.Seconds()/n, "s/drain_one_at_a_time")
+	b.ReportMetric(drainOne.Seconds()/drainParallel.Seconds(), "speedup_drain")
+	b.ReportMetric(manual.Seconds()/n, "s/six_deploys")
 }
