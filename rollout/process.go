@@ -165,8 +165,22 @@ func newPidfile(h HostSpec) (*pidfile, error) {
 
 // check resolves the run-as user on the host and proves the transport's user may start
 // nutcracker as it: root, or that very user.
+// idsScript prints the login's effective uid, then the uid and gid of the user $1. Program
+// starts are the cost of an operation on a host, so the login's uid comes from the shell's
+// own /proc entry and the user's from one POSIX `id` (its "uid=N(name) gid=N(name)" form).
+const idsScript = `set -e
+self=
+while read -r k r e _; do
+	if [ "$k" = Uid: ]; then self=$e; break; fi
+done </proc/self/status
+[ -n "$self" ] || self=$(id -u)
+user=$(id -- "$1")
+set -- $user
+u=${1#uid=} g=${2#gid=}
+echo "$self ${u%%(*} ${g%%(*}"`
+
 func (c *pidfile) check(ctx context.Context) error {
-	res, err := hostRun(ctx, c.h, "sh", "-c", `id -u && id -u -- "$1" && id -g -- "$1"`, "ids", c.user)
+	res, err := hostRun(ctx, c.h, "sh", "-c", idsScript, "ids", c.user)
 	if err != nil {
 		return fmt.Errorf("process.user %q: %w", c.user, err)
 	}
@@ -228,7 +242,9 @@ if [ -s "$pidf" ]; then
 	# A pid file outlives its process (SIGINT and SIGKILL leave it); only a process
 	# running a slot's binary is ours to stop.
 	if [ -n "$pid" ] && alive "$pid"; then
-		case $(readlink "/proc/$pid/exe") in "$slots"/*) pids=$pid ;; esac
+		for b in "$slots"/*/nutcracker; do # test -ef: no program start on the way
+			if [ "/proc/$pid/exe" -ef "$b" ]; then pids=$pid; break; fi
+		done
 	fi
 fi
 if [ -z "$pids" ]; then
@@ -272,7 +288,7 @@ exec 9>&- # the daemon must not inherit the lock
 # nutcracker -d forks twice before it points its output at /dev/null; a daemon slow to get
 # there (a loaded host) would hold this command's output open, so its output goes to a file.
 out=${slots%/*}/.start.out
-rm -f -- "$out"
+{ : >"$out"; } 2>/dev/null || rm -f -- "$out" # left by another login user
 "$@" </dev/null >"$out" 2>&1
 r=$?
 if [ -s "$out" ]; then cat -- "$out" >&2; fi

@@ -87,7 +87,9 @@ const downEvery = 100 * time.Millisecond
 func smoke(ctx context.Context, h HostSpec, pools []pool, want, opID string, timeout time.Duration, down func(context.Context) error) error {
 	ctx, cancel := context.WithTimeoutCause(ctx, timeout, errors.New("smoke test deadline"))
 	defer cancel()
-	var asked time.Time
+	// A proxy just started needs a moment before its stats port answers: the first check
+	// of whether it is down comes downEvery after the start, not at the first refusal.
+	asked := time.Now()
 	// orDown turns a failed attempt into the reason the proxy is down, once it is.
 	orDown := func(ctx context.Context, err error) error {
 		if err != nil && time.Since(asked) >= downEvery {
