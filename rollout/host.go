@@ -52,11 +52,7 @@ func (f hostFS) slotDir(name string) string { return path.Join(f.h.Root, "slots"
 func (f hostFS) binary(name string) string  { return path.Join(f.slotDir(name), "nutcracker") }
 
 func (f hostFS) run(ctx context.Context, argv ...string) (transport.Result, error) {
-	res, err := f.h.Transport.Run(ctx, argv, nil)
-	if err != nil {
-		return res, fmt.Errorf("host %s: %w", f.h.Name, err)
-	}
-	return res, nil
+	return hostRun(ctx, f.h, argv...)
 }
 
 // readCurrent returns the slot the current symlink points at, "" when there is none.
