@@ -1,10 +1,8 @@
 package nutconf
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,20 +14,8 @@ import (
 // libyamlTree is the tree the YAML library builds, or nil when it finds anything but
 // exactly one document.
 func libyamlTree(data []byte) *yaml.Node {
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	var docs []*yaml.Node
-	for {
-		var doc yaml.Node
-		err := dec.Decode(&doc)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil
-		}
-		docs = append(docs, &doc)
-	}
-	if len(docs) != 1 {
+	docs, err := yamlDocs(data)
+	if err != nil || len(docs) != 1 {
 		return nil
 	}
 	return docs[0]

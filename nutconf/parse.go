@@ -79,19 +79,10 @@ func (p *parser) load(data []byte) {
 	}
 	// Not in the plain form: forget what the fast path read, parse with the YAML library.
 	p.cfg.Pools, p.errs = nil, p.errs[:errs]
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	var docs []*yaml.Node
-	for {
-		var doc yaml.Node
-		err := dec.Decode(&doc)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			p.syntax(err)
-			return
-		}
-		docs = append(docs, &doc)
+	docs, err := yamlDocs(data)
+	if err != nil {
+		p.syntax(err)
+		return
 	}
 	if len(docs) != 1 {
 		pos := Pos{1, 1}
@@ -105,6 +96,23 @@ func (p *parser) load(data []byte) {
 	}
 	p.checkTokens(docs[0])
 	p.root(docs[0].Content[0])
+}
+
+// yamlDocs is every document the YAML library reads in data.
+func yamlDocs(data []byte) ([]*yaml.Node, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var docs []*yaml.Node
+	for {
+		var doc yaml.Node
+		err := dec.Decode(&doc)
+		if errors.Is(err, io.EOF) {
+			return docs, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		docs = append(docs, &doc)
+	}
 }
 
 func (p *parser) syntax(err error) {
