@@ -227,17 +227,24 @@ func TestSSHAgentAndDefaults(t *testing.T) {
 	}
 }
 
-// TestSSHReconnect: when the connection breaks, the next command dials again; a command that
-// was running when it broke fails and is not run a second time.
-func TestSSHReconnect(t *testing.T) {
+// dialed starts an sshd and dials it for one test; ctx bounds the test's commands.
+func dialed(t *testing.T) (context.Context, *testenv.SSHServer, *transport.SSH) {
+	t.Helper()
 	srv := testenv.SSHD(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*testenv.WaitTimeout)
-	defer cancel()
+	t.Cleanup(cancel)
 	tr, err := transport.DialSSH(ctx, sshSpec(srv))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer tr.Close()
+	t.Cleanup(func() { tr.Close() })
+	return ctx, srv, tr
+}
+
+// TestSSHReconnect: when the connection breaks, the next command dials again; a command that
+// was running when it broke fails and is not run a second time.
+func TestSSHReconnect(t *testing.T) {
+	ctx, srv, tr := dialed(t)
 	for range 3 {
 		if _, err := tr.Run(ctx, []string{"true"}, nil); err != nil {
 			t.Fatal(err)
@@ -312,14 +319,7 @@ func killConnections(t *testing.T, srv *testenv.SSHServer) {
 // TestSSHShellFraming: the commands of a transport share one remote shell, whose replies keep
 // every byte of stdout and stderr, the exit status and every argument exactly.
 func TestSSHShellFraming(t *testing.T) {
-	srv := testenv.SSHD(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*testenv.WaitTimeout)
-	defer cancel()
-	tr, err := transport.DialSSH(ctx, sshSpec(srv))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tr.Close()
+	ctx, _, tr := dialed(t)
 	dir := t.TempDir()
 	large := make([]byte, 3<<20+7)
 	if _, err := rand.Read(large); err != nil {
@@ -381,14 +381,7 @@ func head(b []byte) []byte { return b[:min(len(b), 40)] }
 // again) and the next command gets a new shell; the shell's private directory goes when the
 // transport closes and when the connection drops.
 func TestSSHShellEnds(t *testing.T) {
-	srv := testenv.SSHD(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*testenv.WaitTimeout)
-	defer cancel()
-	tr, err := transport.DialSSH(ctx, sshSpec(srv))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tr.Close()
+	ctx, srv, tr := dialed(t)
 
 	marks := filepath.Join(t.TempDir(), "marks")
 	ran := make(chan error, 1)
@@ -407,7 +400,7 @@ func TestSSHShellEnds(t *testing.T) {
 	if err := syscall.Kill(shell, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	err = <-ran
+	err := <-ran
 	var exit *transport.ExitError
 	if err == nil || errors.As(err, &exit) || !strings.Contains(err.Error(), "remote shell") {
 		t.Fatalf("err = %v, want the shell's end reported", err)
