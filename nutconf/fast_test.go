@@ -140,15 +140,7 @@ func TestFastTreeFiles(t *testing.T) {
 }
 
 func FuzzFastTree(f *testing.F) {
-	seeds, _ := filepath.Glob(filepath.Join("..", "lint", "testdata", "parity", "*.yml"))
-	seeds = append(seeds, filepath.Join("testdata", "full.yml"))
-	for _, s := range seeds {
-		data, err := os.ReadFile(s)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(data)
-	}
+	addSeeds(f)
 	f.Fuzz(func(t *testing.T, data []byte) { checkFastTree(t, data) })
 }
 

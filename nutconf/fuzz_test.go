@@ -6,7 +6,8 @@ import (
 	"testing"
 )
 
-func FuzzParse(f *testing.F) {
+// addSeeds seeds a fuzz target with the parity corpus and the full example.
+func addSeeds(f *testing.F) {
 	seeds, _ := filepath.Glob(filepath.Join("..", "lint", "testdata", "parity", "*.yml"))
 	seeds = append(seeds, filepath.Join("testdata", "full.yml"))
 	for _, s := range seeds {
@@ -16,6 +17,10 @@ func FuzzParse(f *testing.F) {
 		}
 		f.Add(data)
 	}
+}
+
+func FuzzParse(f *testing.F) {
+	addSeeds(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		cfg, err := Parse("fuzz.yml", data)
 		if cfg == nil {
