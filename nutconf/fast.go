@@ -30,12 +30,8 @@ func fastPools(data []byte, emit func(name, pool *yaml.Node)) bool {
 	line := 0
 	for len(data) > 0 {
 		line++
-		l := data
-		if i := bytes.IndexByte(data, '\n'); i >= 0 {
-			l, data = data[:i], data[i+1:]
-		} else {
-			data = nil
-		}
+		var l []byte
+		l, data, _ = bytes.Cut(data, []byte{'\n'})
 		l = bytes.TrimRight(l, " ")
 		for _, c := range l {
 			if c < ' ' || c > '~' {

@@ -46,12 +46,8 @@ func (p *parser) scanMarkers(data []byte) {
 	line := 0
 	for len(data) > 0 {
 		line++
-		l := data
-		if i := bytes.IndexByte(data, '\n'); i >= 0 {
-			l, data = data[:i], data[i+1:]
-		} else {
-			data = nil
-		}
+		var l []byte
+		l, data, _ = bytes.Cut(data, []byte{'\n'})
 		switch {
 		case len(l) > 0 && l[0] == '%':
 			p.fail(Pos{line, 1}, KindToken, "directive %q is disallowed: nutcracker accepts plain block YAML only", string(bytes.TrimRight(l, "\r")))
