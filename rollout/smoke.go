@@ -90,13 +90,19 @@ func smoke(ctx context.Context, h HostSpec, pools []pool, want, opID string, tim
 	// A proxy just started needs a moment before its stats port answers: the first check
 	// of whether it is down comes downEvery after the start, not at the first refusal.
 	asked := time.Now()
-	// orDown turns a failed attempt into the reason the proxy is down, once it is.
+	// orDown turns a failed attempt into the reason the proxy is down, once two looks in a
+	// row agree: one look can fall between the forks of a nutcracker still daemonizing (the
+	// host's process list read while the parent exits and before the child shows), and the
+	// restart returns as soon as the parent has exited.
+	seenDown := false
 	orDown := func(ctx context.Context, err error) error {
 		if err != nil && time.Since(asked) >= downEvery {
 			asked = time.Now()
-			if derr := down(ctx); derr != nil {
+			derr := down(ctx)
+			if derr != nil && seenDown {
 				return final{derr}
 			}
+			seenDown = derr != nil
 		}
 		return err
 	}
