@@ -105,7 +105,7 @@ type demoFleet struct {
 }
 
 func freeAddr() (string, error) {
-	port, err := loopport.Free(nil)
+	port, err := loopport.Free()
 	if err != nil {
 		return "", err
 	}

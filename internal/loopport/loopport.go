@@ -12,14 +12,20 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 )
 
-// Free returns a loopback port that was free a moment ago and that claim accepted (nil
-// accepts any). claim lets callers keep ports they already handed out.
-func Free(claim func(port int) bool) (int, error) {
+// Free returns a loopback port that was free a moment ago and claims it for this process
+// against every process on the machine that picks its ports here: tests run packages in
+// parallel, the demo may run beside them, and a server binds its port long after it was
+// chosen (a proxy restarted by a deploy frees its ports for a moment). The claim is an
+// flock on a file named after the port, held until the process exits (the kernel drops it
+// even after a SIGKILL); a second claim of the same port fails in this process too.
+func Free() (int, error) {
 	lo, hi := Range()
 	for range 200 {
 		port := 0
@@ -35,11 +41,35 @@ func Free(claim func(port int) bool) (int, error) {
 		}
 		port = l.Addr().(*net.TCPAddr).Port
 		l.Close()
-		if claim == nil || claim(port) {
+		if claim(port) {
 			return port, nil
 		}
 	}
 	return 0, errors.New("no unused loopback port after 200 tries")
+}
+
+var (
+	claimMu sync.Mutex
+	claims  []*os.File // kept open: closing one would release its claim
+)
+
+func claim(port int) bool {
+	claimMu.Lock()
+	defer claimMu.Unlock()
+	dir := filepath.Join(os.TempDir(), "patchctl-ports")
+	if os.MkdirAll(dir, 0o1777) != nil {
+		return true // no shared claims possible here: the listen check above must do
+	}
+	f, err := os.OpenFile(filepath.Join(dir, strconv.Itoa(port)), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return true
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return false // claimed by another process, or earlier by this one
+	}
+	claims = append(claims, f)
+	return true
 }
 
 // Range is the half of the ports below the ephemeral range that Free picks from; empty

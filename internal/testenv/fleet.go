@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	mathrand "math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -63,7 +62,7 @@ func Fleet(t testing.TB, hosts ...FleetHost) []*FleetProxy {
 	for i, h := range hosts {
 		root := DeployRoot(t, "fleet-"+h.Name+"-")
 		p := &FleetProxy{FleetHost: h, Root: root, Config: filepath.Join(root, "nutcracker.yml"),
-			Stats: Addr(quietPort(t)), RedisListen: Addr(quietPort(t)), MemcacheListen: Addr(quietPort(t)), t: t}
+			Stats: Addr(FreePort(t)), RedisListen: Addr(FreePort(t)), MemcacheListen: Addr(FreePort(t)), t: t}
 		p.Redis = Redis(t)
 		p.redisPort, _ = strconv.Atoi(p.Redis.Addr[strings.LastIndexByte(p.Redis.Addr, ':')+1:])
 		p.Memcached = Memcached(t)
@@ -76,32 +75,6 @@ func Fleet(t testing.TB, hosts ...FleetHost) []*FleetProxy {
 		out[i] = p
 	}
 	return out
-}
-
-// quietPort is FreePort below the kernel's ephemeral range: a proxy binds its ports
-// minutes after they are chosen (deploys over SSH on a loaded machine are slow), and a
-// port in the ephemeral range may meanwhile become the local end of any outgoing
-// connection on the machine.
-func quietPort(t testing.TB) int {
-	t.Helper()
-	portMu.Lock()
-	defer portMu.Unlock()
-	for range 200 {
-		port := 20000 + mathrand.IntN(12000)
-		if portsHanded[port] {
-			continue
-		}
-		l, err := net.Listen("tcp", Addr(port))
-		if err != nil {
-			continue
-		}
-		l.Close()
-		if reserve(port) {
-			return port
-		}
-	}
-	t.Fatal("no free port below the ephemeral range after 200 tries")
-	return 0
 }
 
 // FleetInventory is the inventory file of a fleet (deploys in pidfile mode as the

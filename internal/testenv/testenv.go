@@ -16,7 +16,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -71,44 +70,11 @@ func LookPath(t testing.TB, name string) string {
 	return ""
 }
 
-var portMu sync.Mutex
-var portsHanded = map[int]bool{}
-
-// reserve claims port for this test process across every test process on the machine:
-// go test runs packages in parallel, each with its own portsHanded, and a proxy may bind
-// its port minutes after it was chosen. The claim is an flock on a file named after the
-// port, held until the process exits (the kernel drops it even after a SIGKILL). Called
-// with portMu held.
-func reserve(port int) bool {
-	if portsHanded[port] {
-		return false
-	}
-	portsHanded[port] = true
-	dir := filepath.Join(os.TempDir(), "patchctl-test-ports")
-	if os.MkdirAll(dir, 0o755) != nil {
-		return true // no shared claims possible (another user's directory): this process's own
-	}
-	f, err := os.OpenFile(filepath.Join(dir, strconv.Itoa(port)), os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return true
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		return false // another test process holds it
-	}
-	heldPorts = append(heldPorts, f) // kept open: closing would release the claim
-	return true
-}
-
-var heldPorts []*os.File
-
 // FreePort returns a loopback TCP port that was free a moment ago and that no other test
 // (in this or another test process) has been handed, so parallel tests do not collide.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	portMu.Lock()
-	defer portMu.Unlock()
-	port, err := loopport.Free(reserve)
+	port, err := loopport.Free()
 	if err != nil {
 		t.Fatalf("free port: %v", err)
 	}
