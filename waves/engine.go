@@ -43,6 +43,9 @@ type Engine struct {
 	mu     sync.Mutex
 	ctx    context.Context // the daemon's, once Run is called
 	active map[string]bool // rollouts with a driver goroutine
+	// kicked: rollouts kicked while their driver ran; it drives them once more before it
+	// stops, since it may have read the record before the change that kicked it.
+	kicked map[string]bool
 	wg     sync.WaitGroup
 }
 
@@ -60,7 +63,7 @@ func New(st *store.Store, opts Options) *Engine {
 	if opts.Policies == nil {
 		opts.Policies = func() config.Rollouts { return config.Default().Rollouts }
 	}
-	return &Engine{st: st, opts: opts, log: opts.Logger, active: map[string]bool{}}
+	return &Engine{st: st, opts: opts, log: opts.Logger, active: map[string]bool{}, kicked: map[string]bool{}}
 }
 
 // Run drives every unfinished rollout, and those started later, until ctx ends; it
@@ -102,31 +105,46 @@ func (e *Engine) Running() bool {
 	return e.ctx != nil
 }
 
-// kick starts the driver of a rollout unless one runs.
+// kick starts the driver of a rollout unless one runs; a running one drives it once more.
 func (e *Engine) kick(id string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.ctx == nil || e.active[id] {
+	if e.ctx == nil {
+		return
+	}
+	if e.active[id] {
+		e.kicked[id] = true
 		return
 	}
 	e.active[id] = true
 	ctx := e.ctx
 	e.wg.Go(func() {
-		defer func() {
-			e.mu.Lock()
-			delete(e.active, id)
-			e.mu.Unlock()
-		}()
 		for {
 			again, err := e.drive(ctx, id)
 			if err != nil && ctx.Err() == nil {
 				e.log.Error("rollout driver stopped", "rollout", id, "err", err)
 			}
-			if !again || ctx.Err() != nil {
-				return
+			if (again && ctx.Err() == nil) || !e.stopDriving(ctx, id) {
+				continue
 			}
+			return
 		}
 	})
+}
+
+// stopDriving ends the driver of id unless it was kicked meanwhile (a promote or a resume
+// right after the driver read the rollout as paused) and ctx still runs. Checking and
+// letting go happen under one lock, so a later kick starts a new driver.
+func (e *Engine) stopDriving(ctx context.Context, id string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.kicked[id] && ctx.Err() == nil {
+		delete(e.kicked, id)
+		return false
+	}
+	delete(e.kicked, id)
+	delete(e.active, id)
+	return true
 }
 
 // Wait blocks until no driver runs (tests and benchmarks).
