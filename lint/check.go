@@ -37,19 +37,25 @@ func HasErrors(fs []Finding) bool {
 }
 
 // Check lints one file for the target version (nil = Newest). Findings are in file order.
+// It reads the file one pool at a time and keeps only what the checks across pools need,
+// so a thousand-pool file's model never exists whole.
 func Check(filename string, data []byte, target *version.Version) []Finding {
 	if target == nil {
 		target = Newest()
 	}
 	c := &checker{file: filename, f: newFeatures(target), target: target.Original()}
-	cfg, err := nutconf.Parse(filename, data)
+	c.restart()
+	err := nutconf.Walk(filename, data, c.pool, c.restart)
 	var perrs nutconf.Errors
 	if errors.As(err, &perrs) {
+		// Ahead of the pools' findings: the sort below keeps that order at equal positions.
+		pools := c.out
+		c.out = make([]Finding, 0, len(perrs)+len(pools))
 		for _, e := range perrs {
 			c.errorf(e.Pos, string(e.Kind), "%s", e.Msg)
 		}
+		c.out = append(c.out, pools...)
 	}
-	c.config(cfg)
 	slices.SortStableFunc(c.out, func(a, b Finding) int {
 		return nutconf.ComparePos(nutconf.Pos{Line: a.Line, Column: a.Column}, nutconf.Pos{Line: b.Line, Column: b.Column})
 	})
@@ -61,6 +67,29 @@ type checker struct {
 	target string
 	f      features
 	out    []Finding
+
+	// What the checks across pools remember of the pools read so far.
+	pools    []poolSummary
+	names    map[string]int    // pool name → line of its first definition
+	listens  map[string]string // listen text → first pool with it
+	backends map[string]backend
+	warned   map[[2]string]bool // pool pairs warned about sharing a backend
+}
+
+// poolSummary is what sharedBackends compares of an earlier pool.
+type poolSummary struct{ name, hash, dist string }
+
+// backend is the first server line that reaches an address.
+type backend struct {
+	pool int // index in checker.pools
+	line int
+}
+
+// restart forgets every pool: the file is read again from the start.
+func (c *checker) restart() {
+	c.out, c.pools = c.out[:0], c.pools[:0]
+	c.names, c.listens = map[string]int{}, map[string]string{}
+	c.backends, c.warned = map[string]backend{}, map[[2]string]bool{}
 }
 
 func (c *checker) add(p nutconf.Pos, sev Severity, rule, format string, args ...any) {
@@ -160,34 +189,28 @@ var hashSince = map[string]string{
 	"murmur": "0.1.16", "jenkins": "0.1.16", "crc16": "0.2.4", "crc32a": "0.3.0",
 }
 
-func (c *checker) config(cfg *nutconf.Config) {
-	if cfg == nil {
-		return
+// pool checks one pool, then it against the pools before it.
+func (c *checker) pool(p *nutconf.Pool) {
+	c.poolAlone(p)
+	if line, ok := c.names[p.Name]; ok {
+		c.errorf(p.Pos, RuleDuplicatePool, "pool %q is defined twice (first at line %d)", p.Name, line)
+	} else {
+		c.names[p.Name] = p.Pos.Line
 	}
-	names := map[string]*nutconf.Pool{}
-	listens := map[string]*nutconf.Pool{}
-	for _, p := range cfg.Pools {
-		c.pool(p)
-		if first, ok := names[p.Name]; ok {
-			c.errorf(p.Pos, RuleDuplicatePool, "pool %q is defined twice (first at line %d)", p.Name, first.Pos.Line)
-		} else {
-			names[p.Name] = p
-		}
-		// nutcracker compares the listen strings as written, so only the same text clashes.
-		if l, ok := p.Value("listen"); ok {
-			if _, valid := p.Listen(); valid {
-				if first, ok := listens[l.Text]; ok {
-					c.errorf(l.Pos, RuleDuplicateListen, "pools %q and %q have the same listen address %q", first.Name, p.Name, l.Text)
-				} else {
-					listens[l.Text] = p
-				}
+	// nutcracker compares the listen strings as written, so only the same text clashes.
+	if l, ok := p.Value("listen"); ok {
+		if _, valid := p.Listen(); valid {
+			if first, ok := c.listens[l.Text]; ok {
+				c.errorf(l.Pos, RuleDuplicateListen, "pools %q and %q have the same listen address %q", first, p.Name, l.Text)
+			} else {
+				c.listens[l.Text] = p.Name
 			}
 		}
 	}
-	c.sharedBackends(cfg)
+	c.sharedBackends(p)
 }
 
-func (c *checker) pool(p *nutconf.Pool) {
+func (c *checker) poolAlone(p *nutconf.Pool) {
 	if c.f.emptyValues && p.Name == "" {
 		c.errorf(p.Pos, RuleEmptyValue, "empty pool name")
 	}

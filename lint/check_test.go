@@ -238,3 +238,20 @@ func ExampleCheck() {
 	}
 	// Output: nutcracker.yml:4:10: error: invalid-bool: redis: "yes" is not "true" or "false" (lowercase, exactly)
 }
+
+// TestCheckReadAgain: when the fast reader gives up after some pools (here at a trailing
+// comment in the last one) and the file is read again, what the checks across pools
+// remembered of the first reading is forgotten: the findings are those of the plain file.
+func TestCheckReadAgain(t *testing.T) {
+	plain := "a:\n  listen: 127.0.0.1:1\n  timeout: 1\n  servers:\n   - 127.0.0.1:9:1\n" +
+		"b:\n  listen: 127.0.0.1:2\n  timeout: 1\n  hash: md5\n  servers:\n   - 127.0.0.1:9:1\n" +
+		"c:\n  listen: 127.0.0.1:3\n  timeout: 1\n  servers:\n   - 127.0.0.1:8:1\n"
+	commented := strings.Replace(plain, "127.0.0.1:8:1", "127.0.0.1:8:1 # last", 1)
+	want := render(Check("a.yml", []byte(plain), nil))
+	if !strings.Contains(want, RuleSharedBackend) || strings.Count(want, "\n") != 1 {
+		t.Fatalf("the plain file must give one shared-backend warning, got:\n%s", want)
+	}
+	if got := render(Check("a.yml", []byte(commented), nil)); got != want {
+		t.Errorf("findings:\n%s\nwant:\n%s", got, want)
+	}
+}

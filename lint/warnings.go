@@ -99,38 +99,30 @@ func KetamaPoints(weight, total, nlive int) int {
 	return int(math.Floor(float64(y))) * 4
 }
 
-// sharedBackends warns when pools reach the same backend with a different hash or
-// distribution: a key written through one pool is looked up elsewhere through the other.
-func (c *checker) sharedBackends(cfg *nutconf.Config) {
-	type use struct {
-		pool *nutconf.Pool
-		srv  int // index into pool.Servers
-	}
-	n := 0
-	for _, p := range cfg.Pools {
-		n += len(p.Servers)
-	}
-	first := make(map[string]use, n)
-	warned := map[[2]string]bool{}
-	for _, p := range cfg.Pools {
-		for i, s := range p.Servers {
-			if s.Err != nil {
-				continue
-			}
-			addr := s.Address()
-			u, ok := first[addr]
-			if !ok {
-				first[addr] = use{p, i}
-				continue
-			}
-			if u.pool == p || warned[[2]string{u.pool.Name, p.Name}] {
-				continue
-			}
-			if u.pool.Hash() != p.Hash() || u.pool.Distribution() != p.Distribution() {
-				warned[[2]string{u.pool.Name, p.Name}] = true
-				c.warnf(s.Pos, RuleSharedBackend, "backend %s is shared with pool %q (line %d) which uses %s/%s, this pool %s/%s: the same key maps to different servers",
-					addr, u.pool.Name, u.pool.Servers[u.srv].Pos.Line, u.pool.Hash(), u.pool.Distribution(), p.Hash(), p.Distribution())
-			}
+// sharedBackends warns when pool p reaches a backend of an earlier pool with a different
+// hash or distribution: a key written through one pool is looked up elsewhere through the
+// other.
+func (c *checker) sharedBackends(p *nutconf.Pool) {
+	this := len(c.pools)
+	c.pools = append(c.pools, poolSummary{name: p.Name, hash: p.Hash(), dist: p.Distribution()})
+	for _, s := range p.Servers {
+		if s.Err != nil {
+			continue
+		}
+		addr := s.Address()
+		u, ok := c.backends[addr]
+		if !ok {
+			c.backends[addr] = backend{pool: this, line: s.Pos.Line}
+			continue
+		}
+		first := c.pools[u.pool]
+		if u.pool == this || c.warned[[2]string{first.name, p.Name}] {
+			continue
+		}
+		if first.hash != p.Hash() || first.dist != p.Distribution() {
+			c.warned[[2]string{first.name, p.Name}] = true
+			c.warnf(s.Pos, RuleSharedBackend, "backend %s is shared with pool %q (line %d) which uses %s/%s, this pool %s/%s: the same key maps to different servers",
+				addr, first.name, u.line, first.hash, first.dist, p.Hash(), p.Distribution())
 		}
 	}
 }

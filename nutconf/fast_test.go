@@ -164,3 +164,61 @@ func TestFastPathGivesUpLate(t *testing.T) {
 		t.Errorf("pools = %v", names)
 	}
 }
+
+// TestWalk: Walk hands over the pools Parse keeps, in order, with the same error, also when
+// the fast path gives up after some pools (restart voids them) and for the YAML library's
+// files; and it reuses one pool's memory.
+func TestWalk(t *testing.T) {
+	tests := []struct {
+		name     string
+		conf     string
+		restarts int
+	}{
+		{"plain", "a:\n  listen: l:1\n  servers:\n   - h:1:1\n   - h:2:1 n\nb:\n  hash: md5\n  servers:\n   - /s:1\n", 0},
+		{"gives up late", "a:\n  servers:\n   - h:1:1\nb:\n  servers:\n   - h:2:1\n  other:\n   - x\nc:\n  listen: y # a comment\n  servers:\n   - h:3:1\n", 1},
+		{"library from the start", "a: {listen: l:1, servers: [h:1:1]}\n", 0},
+		{"syntax error", "a:\n  servers:\n   - h:1:1\nb: [\n", 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			want, wantErr := Parse("w.yml", []byte(tt.conf))
+			var got []string
+			var pools []*Pool
+			restarts := 0
+			err := Walk("w.yml", []byte(tt.conf), func(p *Pool) {
+				got = append(got, describePool(p))
+				pools = append(pools, p)
+			}, func() {
+				restarts++
+				got, pools = nil, nil
+			})
+			var wantPools []string
+			for _, p := range want.Pools {
+				wantPools = append(wantPools, describePool(p))
+			}
+			if fmt.Sprint(err) != fmt.Sprint(wantErr) {
+				t.Errorf("error %v, Parse's %v", err, wantErr)
+			}
+			if restarts != tt.restarts {
+				t.Errorf("%d restarts, want %d", restarts, tt.restarts)
+			}
+			if strings.Join(got, "\n") != strings.Join(wantPools, "\n") {
+				t.Errorf("pools:\n%s\nParse's:\n%s", strings.Join(got, "\n"), strings.Join(wantPools, "\n"))
+			}
+			for _, p := range pools {
+				if p != pools[0] {
+					t.Error("Walk allocated a second pool instead of reusing the first")
+				}
+			}
+		})
+	}
+}
+
+// describePool renders everything a pool holds, its keys' contents included.
+func describePool(p *Pool) string {
+	s := fmt.Sprintf("%s@%v servers %+v keys", p.Name, p.Pos, p.Servers)
+	for _, k := range p.Keys {
+		s += fmt.Sprintf(" %+v", *k)
+	}
+	return s
+}

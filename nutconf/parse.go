@@ -20,19 +20,42 @@ import (
 // parsed, and a line nutcracker refuses in every version keeps its reason in Server.Err.
 func Parse(filename string, data []byte) (*Config, error) {
 	p := &parser{file: filename, cfg: &Config{File: filename}}
-	p.scanMarkers(data)
-	p.load(data)
-	if len(p.errs) > 0 {
-		sortErrors(p.errs)
-		return p.cfg, p.errs
-	}
-	return p.cfg, nil
+	return p.cfg, p.parse(data)
+}
+
+// Walk reads a nutcracker.yml as Parse does but keeps no pool: it calls each with every
+// pool in file order as soon as the pool is read, then reuses the pool's memory for the
+// next one, so each must copy what it keeps (strings may be kept). A large file's model
+// never exists whole. When the fast reader gives up part way through the file (see
+// fastPools), restart is called before the pools are read again from the start; the
+// pools handed over until then are void. The error is Parse's.
+func Walk(filename string, data []byte, each func(*Pool), restart func()) error {
+	p := &parser{file: filename, cfg: &Config{File: filename}, each: each, restart: restart}
+	return p.parse(data)
 }
 
 type parser struct {
 	file string
 	cfg  *Config
 	errs Errors
+
+	// Walk only: the callbacks, whether each was called, and the storage every pool reuses.
+	each    func(*Pool)
+	restart func()
+	handed  bool
+	spare   Pool
+	keys    []Key
+	vals    []Value
+}
+
+func (p *parser) parse(data []byte) error {
+	p.scanMarkers(data)
+	p.load(data)
+	if len(p.errs) > 0 {
+		sortErrors(p.errs)
+		return p.errs
+	}
+	return nil
 }
 
 func (p *parser) fail(pos Pos, kind Kind, format string, args ...any) {
@@ -75,6 +98,9 @@ func (p *parser) load(data []byte) {
 	}
 	// Not in the plain form: forget what the fast path read, parse with the YAML library.
 	p.cfg.Pools, p.errs = nil, p.errs[:errs]
+	if p.handed {
+		p.restart()
+	}
 	docs, err := yamlDocs(data)
 	if err != nil {
 		p.syntax(err)
@@ -168,7 +194,9 @@ func (p *parser) root(n *yaml.Node) {
 		p.fail(pos(n), KindStructure, "top level is not a mapping of pool names to pools")
 		return
 	}
-	p.cfg.Pools = make([]*Pool, 0, len(n.Content)/2)
+	if p.each == nil {
+		p.cfg.Pools = make([]*Pool, 0, len(n.Content)/2)
+	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		p.entry(n.Content[i], n.Content[i+1])
 	}
@@ -184,12 +212,34 @@ func (p *parser) entry(k, v *yaml.Node) {
 		p.fail(pos(v), KindStructure, "pool %q is not a mapping of keys", k.Value)
 		return
 	}
-	p.cfg.Pools = append(p.cfg.Pools, p.pool(k, v))
+	pl := p.pool(k, v)
+	if p.each == nil {
+		p.cfg.Pools = append(p.cfg.Pools, pl)
+		return
+	}
+	p.handed = true
+	p.each(pl)
+}
+
+// storage returns an empty pool with room for nkeys keys and nvals values in all: new
+// memory for Parse, the previous pool's for Walk. Appending within that room never moves
+// the slices, so keys and values can point into them.
+func (p *parser) storage(nkeys, nvals int) (*Pool, []Key, []Value) {
+	if p.each == nil {
+		return &Pool{Keys: make([]*Key, 0, nkeys)}, make([]Key, 0, nkeys), make([]Value, 0, nvals)
+	}
+	p.spare = Pool{Keys: slices.Grow(p.spare.Keys[:0], nkeys), Servers: p.spare.Servers[:0]}
+	p.keys, p.vals = slices.Grow(p.keys[:0], nkeys), slices.Grow(p.vals[:0], nvals)
+	return &p.spare, p.keys, p.vals
 }
 
 func (p *parser) pool(k, m *yaml.Node) *Pool {
-	pl := &Pool{Name: k.Value, Pos: pos(k), Keys: make([]*Key, 0, len(m.Content)/2)}
-	slab := make([]Key, 0, len(m.Content)/2) // one allocation for the pool's keys
+	nvals := 0
+	for i := 1; i < len(m.Content); i += 2 {
+		nvals += max(1, len(m.Content[i].Content))
+	}
+	pl, slab, vals := p.storage(len(m.Content)/2, nvals)
+	pl.Name, pl.Pos = k.Value, pos(k)
 	seq := false
 	for i := 0; i+1 < len(m.Content); i += 2 {
 		kn, vn := m.Content[i], m.Content[i+1]
@@ -201,24 +251,26 @@ func (p *parser) pool(k, m *yaml.Node) *Pool {
 		key := &slab[len(slab)-1]
 		switch vn.Kind {
 		case yaml.ScalarNode:
-			key.Values = []Value{{Text: vn.Value, Pos: pos(vn)}}
+			vals = append(vals, Value{Text: vn.Value, Pos: pos(vn)})
+			key.Values = vals[len(vals)-1 : len(vals) : len(vals)]
 		case yaml.SequenceNode:
 			key.Seq = true
 			if seq {
 				p.fail(pos(vn), KindStructure, "pool %q has more than one sequence (only servers: is a list)", pl.Name)
 			}
 			seq = true
-			key.Values = make([]Value, 0, len(vn.Content))
+			start := len(vals)
 			for _, item := range vn.Content {
 				switch item.Kind {
 				case yaml.ScalarNode:
-					key.Values = append(key.Values, Value{Text: item.Value, Pos: pos(item)})
+					vals = append(vals, Value{Text: item.Value, Pos: pos(item)})
 				case yaml.SequenceNode:
 					p.fail(pos(item), KindStructure, "pool %q: %s: nested sequence (more than one sequence)", pl.Name, key.Name)
 				case yaml.MappingNode:
 					p.fail(pos(item), KindStructure, "pool %q: %s: mapping inside a list has a depth greater than 2", pl.Name, key.Name)
 				}
 			}
+			key.Values = vals[start:len(vals):len(vals)]
 		case yaml.MappingNode:
 			p.fail(pos(vn), KindStructure, "pool %q: %s: nested mapping has a depth greater than 2", pl.Name, key.Name)
 		}

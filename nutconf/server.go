@@ -41,7 +41,7 @@ func (s Server) HashName() string {
 	case !s.Unix && s.Port == 11211:
 		return s.Host
 	default:
-		return s.Host + ":" + s.portText
+		return s.hostPort()
 	}
 }
 
@@ -49,6 +49,16 @@ func (s Server) HashName() string {
 func (s Server) Address() string {
 	if s.Unix {
 		return s.Host
+	}
+	return s.hostPort()
+}
+
+// hostPort is "host:port". ParseServer takes both from the start of Raw, so it is a prefix
+// of Raw there and costs no allocation (lint asks for it twice per server).
+func (s Server) hostPort() string {
+	h := len(s.Host)
+	if n := h + 1 + len(s.portText); n <= len(s.Raw) && s.Raw[:h] == s.Host && s.Raw[h] == ':' && s.Raw[h+1:n] == s.portText {
+		return s.Raw[:n]
 	}
 	return s.Host + ":" + s.portText
 }
