@@ -16,6 +16,14 @@ func TestRead(t *testing.T) {
 	if err := os.WriteFile(small, []byte("0123456789"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	empty, large := filepath.Join(dir, "empty"), filepath.Join(dir, "large")
+	long := strings.Repeat("0123456789", 1000)
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(large, []byte(long), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name  string
 		path  string
@@ -25,6 +33,9 @@ func TestRead(t *testing.T) {
 		msg   string
 	}{
 		{"within", small, 10, "0123456789", nil, ""},
+		{"empty", empty, 10, "", nil, ""},
+		{"larger than the first buffer", large, 1 << 20, long, nil, ""},
+		{"large, over the limit", large, 9999, "", readfile.ErrTooLarge, large + ": too large: more than 9999 bytes"},
 		{"over by one", small, 9, "", readfile.ErrTooLarge, small + ": too large: more than 9 bytes"},
 		// A device that never ends: the cap, not the end of input, stops the read.
 		{"endless", "/dev/zero", 1 << 20, "", readfile.ErrTooLarge, "/dev/zero: too large: more than 1 MiB"},
