@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -28,7 +29,7 @@ type GitHubVulnerability struct {
 	PatchedVersions        string `json:"patched_versions"`         // repository advisories: "0.5.0" or ">= 0.5.0"
 }
 
-var firstVersion = regexp.MustCompile(`v?\d+(\.\d+)*(-[0-9A-Za-z.-]+)?`)
+var firstVersion = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`v?\d+(\.\d+)*(-[0-9A-Za-z.-]+)?`) })
 
 // FromGitHub converts a GitHub advisory into advisories matched by the same rule as the
 // feed's: one per vulnerable range, the second and later ones with "/2", "/3"… appended to
@@ -58,7 +59,7 @@ func FromGitHub(g GitHubAdvisory) ([]Advisory, error) {
 	for i, v := range g.Vulnerabilities {
 		fixed := v.FirstPatchedVersion
 		if fixed == "" {
-			fixed = firstVersion.FindString(v.PatchedVersions)
+			fixed = firstVersion().FindString(v.PatchedVersions)
 		}
 		a := Advisory{
 			ID: id, Title: g.Summary, Severity: sev, Affected: v.VulnerableVersionRange,

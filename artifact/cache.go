@@ -296,7 +296,7 @@ func (c *Cache) get(ctx context.Context, rawURL string) (*response, error) {
 // if its SHA-256 is want, and returns it in the cache. It is not executed here: the
 // deploy's pre-flight runs it with -V on the host, and refuses it if it is not version.
 func (c *Cache) Ingest(ctx context.Context, r io.Reader, want, version string) (Artifact, error) {
-	if !validVersion.MatchString(version) {
+	if !validVersion().MatchString(version) {
 		return Artifact{}, fmt.Errorf("version %q: not a version", version)
 	}
 	if !isHexDigest(want, true) {

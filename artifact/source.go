@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 	"text/template"
 )
 
@@ -43,9 +44,7 @@ type Source struct {
 	Member string `yaml:"member,omitempty" json:"member,omitempty"`
 }
 
-var (
-	validVersion = regexp.MustCompile(`^[0-9A-Za-z][0-9A-Za-z.+~_-]*$`)
-)
+var validVersion = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[0-9A-Za-z][0-9A-Za-z.+~_-]*$`) })
 
 // Validate checks the source and names the offending field.
 func (s Source) Validate() error {
@@ -143,7 +142,7 @@ var ErrBadVersion = errors.New("not a version")
 
 // ValidVersion rejects a version that cannot name a build (ErrBadVersion).
 func ValidVersion(v string) error {
-	if !validVersion.MatchString(v) {
+	if !validVersion().MatchString(v) {
 		return fmt.Errorf("version %q: %w (letters, digits and . + ~ _ - only, e.g. 0.5.0)", v, ErrBadVersion)
 	}
 	return nil

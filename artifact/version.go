@@ -7,13 +7,16 @@ import (
 	"fmt"
 	"os/exec"
 	"regexp"
+	"sync"
 	"time"
 
 	"github.com/patchctl/patchctl/internal/execx"
 )
 
 // versionLine matches what `nutcracker -V` prints first; 0.4.1 ends the line with \r.
-var versionLine = regexp.MustCompile(`(?m)^This is nutcracker-(\S+?)\r?$`)
+var versionLine = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`(?m)^This is nutcracker-(\S+?)\r?$`)
+})
 
 // VersionMismatchError reports a binary that is not the version it was supposed to be.
 type VersionMismatchError struct {
@@ -47,7 +50,7 @@ func ReportedVersion(ctx context.Context, bin string) (string, error) {
 		}
 		return "", fmt.Errorf("%s -V: %w", bin, err)
 	}
-	m := versionLine.FindSubmatch(out.Bytes())
+	m := versionLine().FindSubmatch(out.Bytes())
 	if m == nil {
 		return "", fmt.Errorf("%s -V: no \"This is nutcracker-<version>\" line in %q", bin, firstLine(out.Bytes()))
 	}

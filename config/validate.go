@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/robfig/cron/v3"
@@ -18,7 +19,7 @@ import (
 	"github.com/patchctl/patchctl/internal/readfile"
 )
 
-var reRepo = regexp.MustCompile(`^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$`)
+var reRepo = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$`) })
 
 func (c *Config) validate() Errors {
 	var errs Errors
@@ -89,7 +90,7 @@ func (c *Config) validate() Errors {
 	for i := range c.Tracker.Sources {
 		s := &c.Tracker.Sources[i]
 		field := fmt.Sprintf("tracker.sources[%d]", i)
-		if !reRepo.MatchString(s.Repo) {
+		if !reRepo().MatchString(s.Repo) {
 			fail(field+".repo", "must be owner/name, not %q", s.Repo)
 		}
 		if seen[s.Repo] {

@@ -159,7 +159,7 @@ func Load(path string) (*Inventory, error) {
 	return Parse(data, path)
 }
 
-var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+var nameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`) })
 
 // Parse decodes and validates an inventory. Unknown keys and wrong types are errors, and
 // every invalid host is reported with its line; file names the source in messages.
@@ -245,7 +245,7 @@ func (h Host) problems() []string {
 	switch {
 	case h.Name == "":
 		add("name: missing")
-	case !nameRE.MatchString(h.Name):
+	case !nameRE().MatchString(h.Name):
 		add("name: %q may only hold letters, digits, '.', '_' and '-'", h.Name)
 	}
 	if h.Environment == "" {

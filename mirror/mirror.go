@@ -41,7 +41,7 @@ const (
 	docsURL        = "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api"
 )
 
-var reName = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
+var reName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_.-]+$`) })
 
 // Options tune a Server.
 type Options struct {
@@ -148,7 +148,7 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 	owner, repo, kind := r.PathValue("owner"), r.PathValue("repo"), r.PathValue("kind")
 	file, ok := endpoints[kind]
 	dir := path.Join("repos", owner, repo)
-	if ok && reName.MatchString(owner) && reName.MatchString(repo) && owner != ".." && repo != ".." {
+	if ok && reName().MatchString(owner) && reName().MatchString(repo) && owner != ".." && repo != ".." {
 		st, err := fs.Stat(s.fsys, dir)
 		ok = err == nil && st.IsDir()
 	}

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"sync"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -89,7 +90,7 @@ func marker(l []byte, m string) bool {
 	return len(l) == 3 || l[3] == ' ' || l[3] == '\t' || l[3] == '\r'
 }
 
-var yamlLine = regexp.MustCompile(`line (\d+): `)
+var yamlLine = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`line (\d+): `) })
 
 func (p *parser) load(data []byte) {
 	errs := len(p.errs)
@@ -140,11 +141,11 @@ func yamlDocs(data []byte) ([]*yaml.Node, error) {
 func (p *parser) syntax(err error) {
 	msg := err.Error()
 	pos := Pos{1, 1}
-	if m := yamlLine.FindStringSubmatch(msg); m != nil {
+	if m := yamlLine().FindStringSubmatch(msg); m != nil {
 		if n, convErr := strconv.Atoi(m[1]); convErr == nil {
 			pos.Line = n
 		}
-		msg = yamlLine.ReplaceAllString(msg, "")
+		msg = yamlLine().ReplaceAllString(msg, "")
 	}
 	p.fail(pos, KindSyntax, "%s", trimYAMLPrefix(msg))
 }

@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -353,12 +354,14 @@ func (p *parser) num(v json.Token, dst *int64, field ...string) error {
 	return nil
 }
 
-var versionBanner = regexp.MustCompile(`(?m)^This is nutcracker-(\S+?)\r?$`)
+var versionBanner = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`(?m)^This is nutcracker-(\S+?)\r?$`)
+})
 
 // ParseVersionOutput extracts the version from what `nutcracker -V` printed (on stderr).
 // Builds up to 0.4.1 end the banner line with "\r".
 func ParseVersionOutput(stderr []byte) (string, error) {
-	m := versionBanner.FindSubmatch(stderr)
+	m := versionBanner().FindSubmatch(stderr)
 	if m == nil {
 		line, _, _ := bytes.Cut(bytes.TrimSpace(stderr), []byte("\n"))
 		if len(line) > 80 {

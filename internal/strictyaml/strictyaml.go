@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -115,10 +116,10 @@ func Parse(data []byte, file string, v any) (*Doc, error) {
 }
 
 // lineMsg is the one place yaml.v3's message format is read: "line N: ...".
-var lineMsg = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
+var lineMsg = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`) })
 
 func splitLine(msg string) (int, string) {
-	m := lineMsg.FindStringSubmatch(msg)
+	m := lineMsg().FindStringSubmatch(msg)
 	if m == nil {
 		return 0, strings.TrimPrefix(msg, "yaml: ")
 	}
