@@ -255,3 +255,27 @@ func TestCheckReadAgain(t *testing.T) {
 		t.Errorf("findings:\n%s\nwant:\n%s", got, want)
 	}
 }
+
+func TestGateSince(t *testing.T) {
+	tests := []struct {
+		target, since string
+		want          bool
+	}{
+		{"0.5.0", "0.5.0", true},
+		{"0.5.0-RC1", "0.5.0", true}, // a release candidate has its release's rules
+		{"0.4.1", "0.5.0", false},
+		{"0.4.1", "0.4.0", true},
+		{"0.4.5", "0.4.1", true}, // a version patchctl does not know still compares
+		{"0.4.5", "0.5.0", false},
+		{"0.2.10", "0.2.4", true},
+		{"1.0", "0.5.0", true},
+		{"0.1.16", "0.1.20", false},
+	}
+	for _, tt := range tests {
+		v := version.Must(version.NewVersion(tt.target))
+		want := v.Core().GreaterThanOrEqual(version.Must(version.NewVersion(tt.since)))
+		if got := newGate(v).since(tt.since); got != tt.want || got != want {
+			t.Errorf("%s since %s = %v, want %v (go-version: %v)", tt.target, tt.since, got, tt.want, want)
+		}
+	}
+}

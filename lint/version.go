@@ -2,6 +2,7 @@ package lint
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/hashicorp/go-version"
@@ -46,17 +47,32 @@ func ParseVersion(s string) (*version.Version, error) {
 }
 
 // gate answers "does the target have this feature" questions. Release candidates count as
-// the release they precede: 0.5.0-RC1 and 0.5.0 have the same rules.
-type gate struct{ core *version.Version }
+// the release they precede: 0.5.0-RC1 and 0.5.0 have the same rules. It compares
+// numbers: go-version parses with a large regexp, and newFeatures asks about thirty
+// times per file, half of lint's work on a small file.
+type gate struct{ core []int }
 
 func newGate(target *version.Version) gate {
 	if target == nil {
 		target = Newest()
 	}
-	return gate{core: target.Core()}
+	return gate{core: target.Segments()}
 }
 
-// since reports whether the target is at least release v.
+// since reports whether the target is at least release v, written "a.b.c".
 func (g gate) since(v string) bool {
-	return g.core.GreaterThanOrEqual(version.Must(version.NewVersion(v)))
+	parts := strings.Split(v, ".")
+	for i := range max(len(parts), len(g.core)) {
+		want, have := 0, 0
+		if i < len(parts) {
+			want, _ = strconv.Atoi(parts[i])
+		}
+		if i < len(g.core) {
+			have = g.core[i]
+		}
+		if have != want {
+			return have > want
+		}
+	}
+	return true
 }
