@@ -79,10 +79,11 @@ type checker struct {
 // poolSummary is what sharedBackends compares of an earlier pool.
 type poolSummary struct{ name, hash, dist string }
 
-// backend is the first server line that reaches an address.
+// backend is the first server line that reaches an address. A map entry per server of
+// the file: 32-bit fields keep it at 8 bytes (a file is at most 16 MiB).
 type backend struct {
-	pool int // index in checker.pools
-	line int
+	pool int32 // index in checker.pools
+	line int32
 }
 
 // restart forgets every pool: the file is read again from the start.

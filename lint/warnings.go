@@ -103,7 +103,7 @@ func KetamaPoints(weight, total, nlive int) int {
 // hash or distribution: a key written through one pool is looked up elsewhere through the
 // other.
 func (c *checker) sharedBackends(p *nutconf.Pool) {
-	this := len(c.pools)
+	this := int32(len(c.pools))
 	c.pools = append(c.pools, poolSummary{name: p.Name, hash: p.Hash(), dist: p.Distribution()})
 	for _, s := range p.Servers {
 		if s.Err != nil {
@@ -112,7 +112,7 @@ func (c *checker) sharedBackends(p *nutconf.Pool) {
 		addr := s.Address()
 		u, ok := c.backends[addr]
 		if !ok {
-			c.backends[addr] = backend{pool: this, line: s.Pos.Line}
+			c.backends[addr] = backend{pool: this, line: int32(s.Pos.Line)}
 			continue
 		}
 		first := c.pools[u.pool]
