@@ -181,37 +181,47 @@ func TestWalk(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			want, wantErr := Parse("w.yml", []byte(tt.conf))
-			var got []string
-			var pools []*Pool
-			restarts := 0
-			err := Walk("w.yml", []byte(tt.conf), func(p *Pool) {
-				got = append(got, describePool(p))
-				pools = append(pools, p)
-			}, func() {
-				restarts++
-				got, pools = nil, nil
-			})
-			var wantPools []string
-			for _, p := range want.Pools {
-				wantPools = append(wantPools, describePool(p))
-			}
-			if fmt.Sprint(err) != fmt.Sprint(wantErr) {
-				t.Errorf("error %v, Parse's %v", err, wantErr)
-			}
-			if restarts != tt.restarts {
+			if restarts := checkWalk(t, []byte(tt.conf)); restarts != tt.restarts {
 				t.Errorf("%d restarts, want %d", restarts, tt.restarts)
-			}
-			if strings.Join(got, "\n") != strings.Join(wantPools, "\n") {
-				t.Errorf("pools:\n%s\nParse's:\n%s", strings.Join(got, "\n"), strings.Join(wantPools, "\n"))
-			}
-			for _, p := range pools {
-				if p != pools[0] {
-					t.Error("Walk allocated a second pool instead of reusing the first")
-				}
 			}
 		})
 	}
+}
+
+func FuzzWalk(f *testing.F) {
+	addSeeds(f)
+	f.Fuzz(func(t *testing.T, data []byte) { checkWalk(t, data) })
+}
+
+// checkWalk fails unless Walk hands over what Parse keeps, reusing one pool; it returns
+// how many times Walk restarted.
+func checkWalk(t *testing.T, data []byte) (restarts int) {
+	t.Helper()
+	want, wantErr := Parse("w.yml", data)
+	var got []string
+	var first *Pool
+	err := Walk("w.yml", data, func(p *Pool) {
+		got = append(got, describePool(p)) // now: the next pool overwrites it
+		if first == nil {
+			first = p
+		} else if p != first {
+			t.Error("Walk allocated a second pool instead of reusing the first")
+		}
+	}, func() {
+		restarts++
+		got = nil
+	})
+	var wantPools []string
+	for _, p := range want.Pools {
+		wantPools = append(wantPools, describePool(p))
+	}
+	if fmt.Sprint(err) != fmt.Sprint(wantErr) {
+		t.Errorf("error %v, Parse's %v", err, wantErr)
+	}
+	if strings.Join(got, "\n") != strings.Join(wantPools, "\n") {
+		t.Errorf("pools:\n%s\nParse's:\n%s", strings.Join(got, "\n"), strings.Join(wantPools, "\n"))
+	}
+	return restarts
 }
 
 // describePool renders everything a pool holds, its keys' contents included.
