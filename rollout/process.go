@@ -228,10 +228,14 @@ if [ ! -d "$7" ] || [ ! -d "$8" ]; then
 	fi
 fi
 shift 8
+# alive PID: a thread of PID runs. The leader turns zombie as soon as it exits, while
+# nutcracker's stats thread may still hold the files, sockets included, for a moment.
 alive() {
-	[ -r /proc/$1/stat ] || return 1
-	read -r st < /proc/$1/stat || return 1
-	case $st in *") Z "*) return 1 ;; esac
+	for t in /proc/$1/task/*/stat; do
+		{ read -r st < "$t"; } 2>/dev/null || continue # gone meanwhile
+		case $st in *") Z "*|*") X "*) ;; *) return 0 ;; esac
+	done
+	return 1
 }
 ` + portHolderFunc + `
 pids=
@@ -268,8 +272,8 @@ for pid in $pids; do
 done
 # A stale pid file is harmless: the next start overwrites it, and a pid is only ours
 # while it runs a slot's binary.
-# A process's sockets are closed before it turns zombie, so after stopping our own the
-# ports are free; otherwise something else may hold them (a proxy on its way out on a
+# A process's sockets are closed once all its threads are gone or zombies, so after
+# stopping our own the ports are free; otherwise something else may hold them (a proxy on its way out on a
 # loaded host), so wait for them, bounded. Reading /proc/net/tcp costs milliseconds on a
 # busy host, so only then.
 if [ -z "$pids" ]; then
