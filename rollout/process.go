@@ -167,17 +167,27 @@ func newPidfile(h HostSpec) (*pidfile, error) {
 // nutcracker as it: root, or that very user.
 // idsScript prints the login's effective uid, then the uid and gid of the user $1. Program
 // starts are the cost of an operation on a host, so the login's uid comes from the shell's
-// own /proc entry and the user's from one POSIX `id` (its "uid=N(name) gid=N(name)" form).
+// own /proc entry and the user's from /etc/passwd, read by the shell; a user only another
+// user database knows takes one POSIX `id` (its "uid=N(name) gid=N(name)" form).
 const idsScript = `set -e
 self=
 while read -r k r e _; do
 	if [ "$k" = Uid: ]; then self=$e; break; fi
 done </proc/self/status
 [ -n "$self" ] || self=$(id -u)
-user=$(id -- "$1")
-set -- $user
-u=${1#uid=} g=${2#gid=}
-echo "$self ${u%%(*} ${g%%(*}"`
+u= g=
+if [ -r /etc/passwd ]; then
+	while IFS=: read -r n _ pu pg _; do
+		if [ "$n" = "$1" ]; then u=$pu g=$pg; break; fi
+	done </etc/passwd
+fi
+if [ -z "$u" ]; then
+	user=$(id -- "$1")
+	set -- $user
+	u=${1#uid=} g=${2#gid=}
+	u=${u%%(*} g=${g%%(*}
+fi
+echo "$self $u $g"`
 
 func (c *pidfile) check(ctx context.Context) error {
 	res, err := hostRun(ctx, c.h, "sh", "-c", idsScript, "ids", c.user)
