@@ -167,17 +167,27 @@ func newPidfile(h HostSpec) (*pidfile, error) {
 // nutcracker as it: root, or that very user.
 // idsScript prints the login's effective uid, then the uid and gid of the user $1. Program
 // starts are the cost of an operation on a host, so the login's uid comes from the shell's
-// own /proc entry and the user's from one POSIX `id` (its "uid=N(name) gid=N(name)" form).
+// own /proc entry and the user's from /etc/passwd, read by the shell; a user only another
+// user database knows takes one POSIX `id` (its "uid=N(name) gid=N(name)" form).
 const idsScript = `set -e
 self=
 while read -r k r e _; do
 	if [ "$k" = Uid: ]; then self=$e; break; fi
 done </proc/self/status
 [ -n "$self" ] || self=$(id -u)
-user=$(id -- "$1")
-set -- $user
-u=${1#uid=} g=${2#gid=}
-echo "$self ${u%%(*} ${g%%(*}"`
+u= g=
+if [ -r /etc/passwd ]; then
+	while IFS=: read -r n _ pu pg _; do
+		if [ "$n" = "$1" ]; then u=$pu g=$pg; break; fi
+	done </etc/passwd
+fi
+if [ -z "$u" ]; then
+	user=$(id -- "$1")
+	set -- $user
+	u=${1#uid=} g=${2#gid=}
+	u=${u%%(*} g=${g%%(*}
+fi
+echo "$self $u $g"`
 
 func (c *pidfile) check(ctx context.Context) error {
 	res, err := hostRun(ctx, c.h, "sh", "-c", idsScript, "ids", c.user)
@@ -228,10 +238,14 @@ if [ ! -d "$7" ] || [ ! -d "$8" ]; then
 	fi
 fi
 shift 8
+# alive PID: a thread of PID runs. The leader turns zombie as soon as it exits, while
+# nutcracker's stats thread may still hold the files, sockets included, for a moment.
 alive() {
-	[ -r /proc/$1/stat ] || return 1
-	read -r st < /proc/$1/stat || return 1
-	case $st in *") Z "*) return 1 ;; esac
+	for t in /proc/$1/task/*/stat; do
+		{ read -r st < "$t"; } 2>/dev/null || continue # gone meanwhile
+		case $st in *") Z "*|*") X "*) ;; *) return 0 ;; esac
+	done
+	return 1
 }
 ` + portHolderFunc + `
 pids=
@@ -268,8 +282,8 @@ for pid in $pids; do
 done
 # A stale pid file is harmless: the next start overwrites it, and a pid is only ours
 # while it runs a slot's binary.
-# A process's sockets are closed before it turns zombie, so after stopping our own the
-# ports are free; otherwise something else may hold them (a proxy on its way out on a
+# A process's sockets are closed once all its threads are gone or zombies, so after
+# stopping our own the ports are free; otherwise something else may hold them (a proxy on its way out on a
 # loaded host), so wait for them, bounded. Reading /proc/net/tcp costs milliseconds on a
 # busy host, so only then.
 if [ -z "$pids" ]; then
