@@ -137,11 +137,13 @@ func (f hostFS) testConfig(ctx context.Context, bin string) error {
 }
 
 // switchTo points current at a slot atomically: a new symlink under a temp name renamed
-// over the old one, so readers see the old or the new target, never none.
+// over the old one, so readers see the old or the new target, never none. The temp name
+// carries the shell's pid: the switch of a killed patchctl may still be running when the
+// recovery of the same operation switches back, and must not move the recovery's link.
 func (f hostFS) switchTo(ctx context.Context, name, opID string) error {
 	tmp := path.Join(f.h.Root, ".current-"+opID)
 	target := path.Join("slots", name, "nutcracker")
-	_, err := f.run(ctx, "sh", "-c", `ln -sfn -- "$1" "$2" && mv -Tf -- "$2" "$3"`, "switch", target, tmp, f.current())
+	_, err := f.run(ctx, "sh", "-c", `t="$2.$$" && ln -sfn -- "$1" "$t" && mv -Tf -- "$t" "$3"`, "switch", target, tmp, f.current())
 	return err
 }
 

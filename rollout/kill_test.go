@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/patchctl/patchctl/transport"
 )
 
 // childEnv carries a childSpec to a re-executed test binary, which runs one operation and
@@ -138,7 +140,8 @@ func TestKilledMidDeploy(t *testing.T) {
 			if err != nil || !ok {
 				t.Fatalf("recover: ok=%v err=%v", ok, err)
 			}
-			if !res.Operation.Resumed || res.Operation.State == OpRunning {
+			// Nothing judged the new build: the fleet layer may run the deploy again.
+			if !res.Operation.Resumed || !res.Operation.Interrupted || res.Operation.State == OpRunning {
 				t.Fatalf("recovered operation: %+v", res.Operation)
 			}
 			check(t, r, e, tc.want)
@@ -275,4 +278,27 @@ func runningVersion(t *testing.T, e hostEnv) string {
 		t.Fatal(err)
 	}
 	return versionOfSlot(filepath.Base(filepath.Dir(link)))
+}
+
+// TestSwitchesOfOneOperationDoNotCollide: the switch of a killed patchctl can still run
+// when the recovery of the same operation switches back. Both must complete, and current
+// must end on one of the two slots.
+func TestSwitchesOfOneOperationDoNotCollide(t *testing.T) {
+	root := t.TempDir()
+	f := hostFS{HostSpec{Name: "proxy-1", Transport: &transport.Local{}, Root: root}}
+	ctx := ctxT(t)
+	for round := range 20 {
+		errs := make(chan error, 2)
+		for _, slot := range []string{"0.4.1-a", "0.5.0-b"} {
+			go func() { errs <- f.switchTo(ctx, slot, "op-1") }()
+		}
+		for range 2 {
+			if err := <-errs; err != nil {
+				t.Fatalf("round %d: %v", round, err)
+			}
+		}
+		if cur, err := f.readCurrent(ctx); err != nil || (cur != "0.4.1-a" && cur != "0.5.0-b") {
+			t.Fatalf("round %d: current %q, %v", round, cur, err)
+		}
+	}
 }
