@@ -232,7 +232,8 @@ func (f *fleetHosts) Deploy(ctx context.Context, host, version string, since tim
 		return fmt.Errorf("recover interrupted operation: %w", err)
 	}
 	// A deploy this rollout already ran on the host (the daemon died before recording
-	// its outcome) is reported, never run twice.
+	// its outcome) is reported, never run twice; one the daemon's death undid before
+	// anything judged the build runs again.
 	ops, err := r.History(ctx, host)
 	if err != nil {
 		return err
@@ -242,10 +243,12 @@ func (f *fleetHosts) Deploy(ctx context.Context, host, version string, since tim
 		if op.Kind != rollout.KindDeploy || op.ToVersion != version || op.Started.Before(since) {
 			continue
 		}
-		switch op.State {
-		case rollout.OpSucceeded:
+		switch {
+		case op.State == rollout.OpSucceeded:
 			return nil
-		case rollout.OpRolledBack, rollout.OpFailed:
+		case op.Interrupted:
+			f.a.log.Info("deploying again: the daemon stopped during the last deploy", "host", host, "op", op.ID, "version", version)
+		case op.State == rollout.OpRolledBack || op.State == rollout.OpFailed:
 			return fmt.Errorf("deploy %s: %s: %s", op.ID, op.State, op.Error)
 		}
 		break

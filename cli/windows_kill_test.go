@@ -88,8 +88,9 @@ patching:
 		return list.Rollouts
 	}
 	// waitFor polls the one rollout until cond holds (the scheduler ticks every 15 s), and
-	// fails at once if the rollout settled where nothing will move it.
-	waitFor := func(what string, cond func(store.Rollout, waves.View) bool) store.Rollout {
+	// fails at once if the rollout settled where nothing will move it. cond and the check
+	// read the same status answer: the list is older by a moment.
+	waitFor := func(what string, cond func(waves.View) bool) store.Rollout {
 		t.Helper()
 		for start := time.Now(); ; time.Sleep(200 * time.Millisecond) {
 			rs := rollouts()
@@ -98,7 +99,7 @@ patching:
 			}
 			if len(rs) == 1 {
 				v := f.status(rs[0].ID)
-				if cond(rs[0], v) {
+				if cond(v) {
 					return rs[0]
 				}
 				// The scheduler itself promotes a staged rollout and resumes one its window
@@ -121,20 +122,20 @@ patching:
 		return false
 	}
 	// Killed while staging runs, then while production runs, then while production soaks.
-	waitFor("staging running", func(_ store.Rollout, v waves.View) bool {
+	waitFor("staging running", func(v waves.View) bool {
 		return hostRunning(v, "staging") || v.Waves[0].State == waves.WaveSoaking
 	})
 	f.d.signal(syscall.SIGKILL)
 	f.d.start()
-	waitFor("production running", func(_ store.Rollout, v waves.View) bool { return hostRunning(v, "production") })
+	waitFor("production running", func(v waves.View) bool { return hostRunning(v, "production") })
 	f.d.signal(syscall.SIGKILL)
 	f.d.start()
-	waitFor("production soaking", func(_ store.Rollout, v waves.View) bool {
+	waitFor("production soaking", func(v waves.View) bool {
 		return v.Waves[1].State == waves.WaveSoaking || v.State == waves.StateSucceeded
 	})
 	f.d.signal(syscall.SIGKILL)
 	f.d.start()
-	r := waitFor("succeeded", func(r store.Rollout, _ waves.View) bool { return r.State == waves.StateSucceeded })
+	r := waitFor("succeeded", func(v waves.View) bool { return v.State == waves.StateSucceeded })
 
 	// Started once, each host deployed once, and the scheduler let go of it.
 	code, out, _ := f.cmd("events", "--kind", "patching.started", "-n", "0", "-o", "json")

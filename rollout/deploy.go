@@ -71,14 +71,17 @@ type Operation struct {
 	// CreatedSlot: the operation installed To; only then may it remove it again.
 	CreatedSlot bool `json:"created_slot,omitempty"`
 	// ProxyDown: no nutcracker answered on the stats port when the operation began.
-	ProxyDown bool         `json:"proxy_down,omitempty"`
-	Step      Step         `json:"step"`
-	State     OpState      `json:"state"`
-	Error     string       `json:"error,omitempty"`
-	Resumed   bool         `json:"resumed,omitempty"`
-	Started   time.Time    `json:"started"`
-	Finished  time.Time    `json:"finished,omitzero"`
-	Steps     []StepRecord `json:"steps"`
+	ProxyDown bool    `json:"proxy_down,omitempty"`
+	Step      Step    `json:"step"`
+	State     OpState `json:"state"`
+	Error     string  `json:"error,omitempty"`
+	Resumed   bool    `json:"resumed,omitempty"`
+	// Interrupted: patchctl stopped before the operation reached a verdict on its build and
+	// the recovery undid it; running it again is how to finish it.
+	Interrupted bool         `json:"interrupted,omitempty"`
+	Started     time.Time    `json:"started"`
+	Finished    time.Time    `json:"finished,omitzero"`
+	Steps       []StepRecord `json:"steps"`
 }
 
 // Result is what an operation did, or for a dry run, would do.

@@ -104,6 +104,7 @@ func (x *run) resume(ctx context.Context) (bool, error) {
 	x.r.log.Warn("resuming interrupted operation", "host", x.h.Name, "op", op.ID, "kind", op.Kind, "step", op.Step)
 	switch {
 	case op.Kind == KindAdopt:
+		x.op.Interrupted = true
 		if err = x.unadopt(ctx); err == nil {
 			_, err = x.refuse(ctx, cause, OpAborted)
 		}
@@ -112,6 +113,7 @@ func (x *run) resume(ctx context.Context) (bool, error) {
 		}
 	case op.Step == StepInstall || op.Step == StepPreflight:
 		// The switch step is recorded before the symlink moves, so the host still runs From.
+		x.op.Interrupted = true
 		_, err = x.refuse(ctx, cause, OpAborted)
 		if errors.Is(err, ErrInterrupted) {
 			err = nil
@@ -120,6 +122,7 @@ func (x *run) resume(ctx context.Context) (bool, error) {
 		err = x.rollBack(ctx, cause)
 	default:
 		if op.Kind == KindDeploy && op.From != "" && op.From != op.To {
+			x.op.Interrupted = true // no check has judged the new build yet
 			err = x.rollBack(ctx, cause)
 			break
 		}
