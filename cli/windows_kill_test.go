@@ -121,13 +121,18 @@ patching:
 		}
 		return false
 	}
-	// Killed while staging runs, then while production runs, then while production soaks.
+	// Killed while staging runs, then while production runs (or soaks), then while
+	// production soaks.
 	waitFor("staging running", func(v waves.View) bool {
 		return hostRunning(v, "staging") || v.Waves[0].State == waves.WaveSoaking
 	})
 	f.d.signal(syscall.SIGKILL)
 	f.d.start()
-	waitFor("production running", func(v waves.View) bool { return hostRunning(v, "production") })
+	// A production deploy takes a tenth of a second here, less than one look: a kill
+	// during its soak does too.
+	waitFor("production running", func(v waves.View) bool {
+		return hostRunning(v, "production") || v.Waves[1].State == waves.WaveSoaking
+	})
 	f.d.signal(syscall.SIGKILL)
 	f.d.start()
 	waitFor("production soaking", func(v waves.View) bool {
