@@ -144,8 +144,9 @@ func (f *procFleet) waitFor(id, what string, cond func(waves.View) bool) waves.V
 // rollout (some trials abort it first, so kills also land in the abort) and starts it
 // again. Every trial must end with the rollout finished, or paused with a reason; every
 // host on the candidate or the previous version and serving; no operation left
-// unfinished in the store; no host deployed twice (a deploy the kill undid before it was judged excepted). PATCHCTL_KILL_TRIALS sets the number
-// of trials (default 3; the campaign in docs/benchmarks.md ran 20).
+// unfinished in the store; no host deployed twice, but for a deploy the kill undid before
+// it was judged. PATCHCTL_KILL_TRIALS sets the number of trials (default 3; the campaign
+// in docs/benchmarks.md ran 20).
 func TestRolloutSurvivesSIGKILL(t *testing.T) {
 	trials := 3
 	if s := os.Getenv("PATCHCTL_KILL_TRIALS"); s != "" {
