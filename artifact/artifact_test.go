@@ -23,6 +23,7 @@ import (
 
 	"github.com/patchctl/patchctl/artifact"
 	"github.com/patchctl/patchctl/internal/testenv"
+	"github.com/patchctl/patchctl/nutcracker"
 )
 
 func newCache(t *testing.T) *artifact.Cache {
@@ -411,7 +412,7 @@ func TestCheckVersionRealBinaries(t *testing.T) {
 		}
 	}
 	// A program that is not nutcracker.
-	if err := artifact.CheckVersion(ctx(t), testenv.LookPath(t, "true"), "0.5.0"); err == nil || !strings.Contains(err.Error(), "no \"This is nutcracker") {
+	if err := artifact.CheckVersion(ctx(t), testenv.LookPath(t, "true"), "0.5.0"); !errors.Is(err, nutcracker.ErrNoVersion) {
 		t.Fatalf("err = %v", err)
 	}
 }

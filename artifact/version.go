@@ -6,17 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
-	"regexp"
-	"sync"
 	"time"
 
 	"github.com/patchctl/patchctl/internal/execx"
+	"github.com/patchctl/patchctl/nutcracker"
 )
-
-// versionLine matches what `nutcracker -V` prints first; 0.4.1 ends the line with \r.
-var versionLine = sync.OnceValue(func() *regexp.Regexp {
-	return regexp.MustCompile(`(?m)^This is nutcracker-(\S+?)\r?$`)
-})
 
 // VersionMismatchError reports a binary that is not the version it was supposed to be.
 type VersionMismatchError struct {
@@ -50,11 +44,11 @@ func ReportedVersion(ctx context.Context, bin string) (string, error) {
 		}
 		return "", fmt.Errorf("%s -V: %w", bin, err)
 	}
-	m := versionLine().FindSubmatch(out.Bytes())
-	if m == nil {
-		return "", fmt.Errorf("%s -V: no \"This is nutcracker-<version>\" line in %q", bin, firstLine(out.Bytes()))
+	v, err := nutcracker.ParseVersionOutput(out.Bytes())
+	if err != nil {
+		return "", fmt.Errorf("%s -V: %w", bin, err)
 	}
-	return string(m[1]), nil
+	return v, nil
 }
 
 // CheckVersion returns *VersionMismatchError unless `bin -V` reports want.
