@@ -168,13 +168,18 @@ func newPidfile(h HostSpec) (*pidfile, error) {
 // idsScript prints the login's effective uid, then the uid and gid of the user $1. Program
 // starts are the cost of an operation on a host, so the login's uid comes from the shell's
 // own /proc entry and the user's from /etc/passwd, read by the shell; a user only another
-// user database knows takes one POSIX `id` (its "uid=N(name) gid=N(name)" form).
+// user database knows takes one POSIX `id` (its "uid=N(name) gid=N(name)" form). A root
+// login needs setpriv to start nutcracker as the user.
 const idsScript = `set -e
 self=
 while read -r k r e _; do
 	if [ "$k" = Uid: ]; then self=$e; break; fi
 done </proc/self/status
 [ -n "$self" ] || self=$(id -u)
+if [ "$self" = 0 ] && ! command -v setpriv >/dev/null; then
+	echo "setpriv not found: a root login needs it (util-linux) to start nutcracker as $1" >&2
+	exit 1
+fi
 u= g=
 if [ -r /etc/passwd ]; then
 	while IFS=: read -r n _ pu pg _; do
@@ -332,7 +337,9 @@ stop() {
 # stop_start PIDS PIDFILE TICKS OUT ARGV...
 stop_start() {
 	ticks=$3 out=$4 pidf=$2
-	{ : >"$out"; } 2>/dev/null || rm -f -- "$out" # left by another user
+	# Both files must be writable before anything stops: the start cannot fail on them.
+	{ : >"$out"; } 2>/dev/null || { rm -f -- "$out" && : >"$out"; } || exit 1 # left by another user
+	: >>"$pidf" || exit 1
 	stop $1
 	shift 4
 	(cd / && umask 0 && exec "$@") </dev/null >"$out" 2>&1 9>&- &
