@@ -21,18 +21,26 @@ func TestIDsScript(t *testing.T) {
 	}
 	self := idOf("-u")
 	for _, tc := range []struct {
-		name, user, want string
+		name, user, path, want string
 	}{
-		{"in /etc/passwd", "nutcracker", self + " " + idOf("-u", "nutcracker") + " " + idOf("-g", "nutcracker")},
-		{"through id", "0", self + " 0 0"},
-		{"unknown", "no-such-user-patchctl", ""},
+		{"in /etc/passwd", "nutcracker", "", self + " " + idOf("-u", "nutcracker") + " " + idOf("-g", "nutcracker")},
+		{"through id", "0", "", self + " 0 0"},
+		{"unknown", "no-such-user-patchctl", "", ""},
+		// The suite runs as root, whose login needs setpriv; sh itself is found by its path.
+		{"root login without setpriv", "nutcracker", t.TempDir(), ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			res, err := (&transport.Local{}).Run(ctxT(t), []string{"sh", "-c", idsScript, "ids", tc.user}, nil)
+			if tc.path != "" {
+				t.Setenv("PATH", tc.path)
+			}
+			res, err := (&transport.Local{}).Run(ctxT(t), []string{"/bin/sh", "-c", idsScript, "ids", tc.user}, nil)
 			got := strings.TrimSpace(string(res.Stdout))
 			if tc.want == "" {
 				if err == nil {
 					t.Fatalf("ids of %s: %q, want an error", tc.user, got)
+				}
+				if tc.path != "" && !strings.Contains(err.Error(), "setpriv not found") {
+					t.Fatalf("without setpriv: %v, want it named", err)
 				}
 				return
 			}

@@ -168,13 +168,18 @@ func newPidfile(h HostSpec) (*pidfile, error) {
 // idsScript prints the login's effective uid, then the uid and gid of the user $1. Program
 // starts are the cost of an operation on a host, so the login's uid comes from the shell's
 // own /proc entry and the user's from /etc/passwd, read by the shell; a user only another
-// user database knows takes one POSIX `id` (its "uid=N(name) gid=N(name)" form).
+// user database knows takes one POSIX `id` (its "uid=N(name) gid=N(name)" form). A root
+// login needs setpriv to start nutcracker as the user.
 const idsScript = `set -e
 self=
 while read -r k r e _; do
 	if [ "$k" = Uid: ]; then self=$e; break; fi
 done </proc/self/status
 [ -n "$self" ] || self=$(id -u)
+if [ "$self" = 0 ] && ! command -v setpriv >/dev/null; then
+	echo "setpriv not found: a root login needs it (util-linux) to start nutcracker as $1" >&2
+	exit 1
+fi
 u= g=
 if [ -r /etc/passwd ]; then
 	while IFS=: read -r n _ pu pg _; do
@@ -211,20 +216,25 @@ func (c *pidfile) check(ctx context.Context) error {
 }
 
 // restartScript stops the nutcracker patchctl runs on the host, waits until it is gone and
-// the ports are free, then execs the start command, all in one shell on the host so that
-// the window without a listener is as short as the host allows.
+// the ports are free, then starts the new one, all in one command on the host so that the
+// window without a listener is as short as the host allows. Logged in as root, it becomes
+// the nutcracker user (setpriv) before it stops anything, so that once the old proxy is gone
+// the only work left is one fork and nutcracker's exec up to its bind: no setpriv, and no
+// daemonizing forks (see stopStartFuncs).
 //
-// Ours is: the pid in the pid file when it runs a slot's binary; failing that
-// (no pid file yet: a daemon writes it a moment after its start returned; or a lost one)
-// every process whose executable is a slot under the root; and an adopted process.
+// Ours is: the pid in the pid file when it runs a slot's binary; failing that (no pid file,
+// or a lost one) every process whose executable is a slot under the root; and an adopted
+// process. One the nutcracker user may not signal (an adopted proxy of another user) is
+// stopped as root first.
 //
 // $1 pid file, $2 stop timeout in 5 ms ticks, $3 listen ports (decimal, space-separated),
 // $4 slots directory, $5 adopted "pid exe" or "", $6 owner "uid:gid" of the run and log
-// directories or "", $7 $8 those directories; then the start argv.
+// directories and of nutcracker when the login is root, else "", $7 $8 those directories,
+// $9 nutcracker's output file, $10 stopStartFuncs; then nutcracker's argv.
 // It says on stdout what it waited for. Exit 3: a process survived SIGKILL; 4: a port
 // stayed in use; 5: another restart held the lock.
 const restartScript = `set -u
-pidf=$1 ticks=$2 ports=$3 slots=$4 adopted=$5 owner=$6
+pidf=$1 ticks=$2 ports=$3 slots=$4 adopted=$5 owner=$6 out=$9 funcs=${10}
 # One restart at a time: a patchctl killed mid-restart leaves this shell running, and the
 # recovery's restart must not race it.
 if command -v flock >/dev/null; then
@@ -237,21 +247,13 @@ if [ ! -d "$7" ] || [ ! -d "$8" ]; then
 		install -d -m 0755 -- "$7" "$8" || exit 1
 	fi
 fi
-shift 8
-# alive PID: a thread of PID runs. The leader turns zombie as soon as it exits, while
-# nutcracker's stats thread may still hold the files, sockets included, for a moment.
-alive() {
-	for t in /proc/$1/task/*/stat; do
-		{ read -r st < "$t"; } 2>/dev/null || continue # gone meanwhile
-		case $st in *") Z "*|*") X "*) ;; *) return 0 ;; esac
-	done
-	return 1
-}
+shift 10
+eval "$funcs"
 ` + portHolderFunc + `
 pids=
 if [ -s "$pidf" ]; then
 	pid=
-	read -r pid < "$pidf" || : # nutcracker writes no newline, so read reports EOF
+	read -r pid < "$pidf" || : # written without a newline, so read reports EOF
 	case $pid in ''|*[!0-9]*) pid= ;; esac
 	# A pid file outlives its process (SIGINT and SIGKILL leave it); only a process
 	# running a slot's binary is ours to stop.
@@ -268,25 +270,11 @@ if [ -n "$adopted" ]; then
 	apid=${adopted%% *}
 	if alive "$apid" && [ "$(readlink /proc/$apid/exe)" = "${adopted#* }" ]; then pids="$pids $apid"; fi
 fi
-waited=
-for pid in $pids; do kill -INT "$pid" 2>/dev/null; done
-for pid in $pids; do
-	n=0
-	while alive "$pid"; do
-		n=$((n + 1))
-		if [ $n -gt 2000 ]; then sleep 0.005; fi
-		if [ $n -eq $((2000 + ticks)) ]; then kill -KILL "$pid" 2>/dev/null; fi
-		if [ $n -gt $((2400 + ticks)) ]; then echo "pid $pid did not exit $(((ticks + 400) * 5)) ms after SIGINT and SIGKILL" >&2; exit 3; fi
-	done
-	if [ $n -gt 2000 ]; then waited="$waited pid $pid to exit ($(((n - 2000) * 5)) ms);"; fi
-done
-# A stale pid file is harmless: the next start overwrites it, and a pid is only ours
-# while it runs a slot's binary.
-# A process's sockets are closed once all its threads are gone or zombies, so after
-# stopping our own the ports are free; otherwise something else may hold them (a proxy on its way out on a
-# loaded host), so wait for them, bounded. Reading /proc/net/tcp costs milliseconds on a
-# busy host, so only then.
+# Nothing of ours runs, yet something else may hold the ports (a proxy on its way out on a
+# loaded host): wait for them, bounded. Reading /proc/net/tcp costs milliseconds on a busy
+# host, so only then, and as the login user, who can name any holder.
 if [ -z "$pids" ]; then
+	waited=
 	for port in $ports; do
 		n=0
 		while holder=$(port_holder "$port"); [ -n "$holder" ]; do
@@ -296,18 +284,67 @@ if [ -z "$pids" ]; then
 		done
 		if [ $n -gt 0 ]; then waited="$waited port $port to be released ($((n * 5)) ms);"; fi
 	done
+	if [ -n "$waited" ]; then echo "waited for$waited"; fi
 fi
-if [ -n "$waited" ]; then echo "waited for$waited"; fi
-exec 9>&- # the daemon must not inherit the lock
-# nutcracker -d forks twice before it points its output at /dev/null; a daemon slow to get
-# there (a loaded host) would hold this command's output open, so its output goes to a file.
-out=${slots%/*}/.start.out
-{ : >"$out"; } 2>/dev/null || rm -f -- "$out" # left by another login user
-"$@" </dev/null >"$out" 2>&1
-r=$?
-if [ -s "$out" ]; then cat -- "$out" >&2; fi
-exit $r
+if [ -z "$owner" ]; then
+	stop_start "$pids" "$pidf" "$ticks" "$out" "$@"
+	exit 0
+fi
+mine= others=
+for pid in $pids; do
+	u=
+	{ while read -r k u _; do [ "$k" != Uid: ] || break; done </proc/$pid/status; } 2>/dev/null
+	if [ "$u" = "${owner%:*}" ]; then mine="$mine $pid"; else others="$others $pid"; fi
+done
+if [ -n "$others" ]; then stop $others; fi
+exec setpriv --reuid="${owner%:*}" --regid="${owner#*:}" --init-groups -- sh -c "$funcs"'
+stop_start "$@"' stop-start "$mine" "$pidf" "$ticks" "$out" "$@"
 `
+
+// stopStartFuncs defines what the restart runs as the nutcracker user. It starts nutcracker
+// the way -d would leave it (in /, umask 0, stdin and output off the terminal, its pid in
+// the pid file) but without -d's two forks, which would sit between the old proxy's exit and
+// the new one's bind; nutcracker writes no pid file without -d, so the shell writes it. Like
+// any command a non-interactive shell starts in the background, nutcracker then ignores
+// SIGQUIT; SIGINT, which stops it, it handles itself.
+const stopStartFuncs = `# alive PID: a thread of PID runs. The leader turns zombie as soon as it exits, while
+# nutcracker's stats thread may still hold the files, sockets included, for a moment.
+alive() {
+	for t in /proc/$1/task/*/stat; do
+		{ read -r st < "$t"; } 2>/dev/null || continue # gone meanwhile
+		case $st in *") Z "*|*") X "*) ;; *) return 0 ;; esac
+	done
+	return 1
+}
+# stop PID...: SIGINT, then wait until each is gone, spinning first (the exit takes well
+# under a millisecond when idle), SIGKILL after $ticks 5 ms ticks. Once all its threads are
+# gone or zombies, a process's sockets are closed, so its ports are free.
+stop() {
+	w=
+	for pid; do kill -INT "$pid" 2>/dev/null; done
+	for pid; do
+		n=0
+		while alive "$pid"; do
+			n=$((n + 1))
+			if [ $n -gt 2000 ]; then sleep 0.005; fi
+			if [ $n -eq $((2000 + ticks)) ]; then kill -KILL "$pid" 2>/dev/null; fi
+			if [ $n -gt $((2400 + ticks)) ]; then echo "pid $pid did not exit $(((ticks + 400) * 5)) ms after SIGINT and SIGKILL" >&2; exit 3; fi
+		done
+		if [ $n -gt 2000 ]; then w="$w pid $pid to exit ($(((n - 2000) * 5)) ms);"; fi
+	done
+	if [ -n "$w" ]; then echo "waited for$w"; fi
+}
+# stop_start PIDS PIDFILE TICKS OUT ARGV...
+stop_start() {
+	ticks=$3 out=$4 pidf=$2
+	# Both files must be writable before anything stops: the start cannot fail on them.
+	{ : >"$out"; } 2>/dev/null || { rm -f -- "$out" && : >"$out"; } || exit 1 # left by another user
+	: >>"$pidf" || exit 1
+	stop $1
+	shift 4
+	(cd / && umask 0 && exec "$@") </dev/null >"$out" 2>&1 9>&- &
+	printf %s "$!" >"$pidf"
+}`
 
 // portHolderFunc defines port_holder PORT: prints "pid N (comm)" of a process listening on
 // the TCP port, "an unknown process" when the socket's owner cannot be read, nothing when
@@ -340,20 +377,15 @@ func (c *pidfile) restart(ctx context.Context, rs restartSpec) (string, error) {
 	if a := rs.Adopted; a != nil {
 		adopted = strconv.Itoa(a.PID) + " " + a.Exe
 	}
-	fs := hostFS{c.h}
-	var start []string
-	if c.ids.asRoot {
-		start = []string{"setpriv", "--reuid=" + c.ids.uid, "--regid=" + c.ids.gid, "--init-groups", "--"}
-	}
-	start = append(start, fs.current(), "-d", "-p", c.pidFile, "-c", c.h.Config,
+	start := []string{hostFS{c.h}.current(), "-p", c.pidFile, "-c", c.h.Config,
 		"-s", strconv.Itoa(c.statsPort), "-a", c.statsBind, "-o", c.logFile,
-		"-i", strconv.FormatInt(c.interval.Milliseconds(), 10))
+		"-i", strconv.FormatInt(c.interval.Milliseconds(), 10)}
 	ticks := int(c.stopAfter / (5 * time.Millisecond))
 	argv := append([]string{"sh", "-c", restartScript, "restart", c.pidFile,
 		strconv.Itoa(ticks), strings.Join(ports, " "), path.Join(c.h.Root, "slots"), adopted, owner,
-		path.Dir(c.pidFile), path.Dir(c.logFile)}, start...)
+		path.Dir(c.pidFile), path.Dir(c.logFile), c.outFile(), stopStartFuncs}, start...)
 	res, err := c.h.Transport.Run(ctx, argv, nil)
-	waited := strings.TrimSpace(string(res.Stdout))
+	waited := oneLine(string(res.Stdout))
 	if err != nil {
 		var exit *transport.ExitError
 		if errors.As(err, &exit) && (exit.Status >= 3 && exit.Status <= 5) {
@@ -364,14 +396,19 @@ func (c *pidfile) restart(ctx context.Context, rs restartSpec) (string, error) {
 	return waited, nil
 }
 
+// outFile is where nutcracker's own output goes: what it says before its log is open.
+func (c *pidfile) outFile() string { return strings.TrimSuffix(c.pidFile, ".pid") + ".out" }
+
 // downScript exits 0 when a process runs from a slot under $1, else prints what
-// nutcracker logged to $2 since its last start (its banner lines left out).
+// nutcracker logged to $2 since its last start (its banner lines left out), then the end
+// of its output, $3 (its complaints before its log is open).
 const downScript = `if ls -l /proc/[0-9]*/exe 2>/dev/null | grep -qF " -> $1/"; then exit 0; fi
 [ -r "$2" ] && tail -n 200 -- "$2" | awk '/ started on pid / { n = 0; next } !/ rabbit (run|done)/ { sub(/^\[[^]]*\] [^ ]* /, ""); l[n++] = $0 } END { for (i = 0; i < n; i++) print l[i] }' | tail -n 3
+[ -r "$3" ] && tail -n 3 -- "$3"
 exit 1`
 
 func (c *pidfile) down(ctx context.Context) error {
-	res, err := c.h.Transport.Run(ctx, []string{"sh", "-c", downScript, "down", path.Join(c.h.Root, "slots"), c.logFile}, nil)
+	res, err := c.h.Transport.Run(ctx, []string{"sh", "-c", downScript, "down", path.Join(c.h.Root, "slots"), c.logFile, c.outFile()}, nil)
 	var exit *transport.ExitError
 	if !errors.As(err, &exit) || exit.Status != 1 {
 		return nil // running, or the host cannot tell now: the smoke test keeps waiting

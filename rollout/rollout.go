@@ -53,7 +53,7 @@ const (
 
 // Restart modes.
 const (
-	ModePidfile = "pidfile" // patchctl starts nutcracker -d -p FILE and stops it by signal
+	ModePidfile = "pidfile" // patchctl starts nutcracker in the background, records its pid in a file and stops it by signal
 	ModeSystemd = "systemd" // systemctl restart UNIT
 	ModeCommand = "command" // operator-given start and stop commands
 )

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -294,12 +295,15 @@ func TestTamperedSlotRefused(t *testing.T) {
 	})
 }
 
-// asNobody is the local host reached as an unprivileged login: every command runs as
-// nobody, as it would for an SSH user that is neither root nor the nutcracker user.
-type asNobody struct{ transport.Local }
+// loginAs is the local host reached as another login: every command runs as that user,
+// as it would for an SSH login of that user.
+type loginAs struct {
+	transport.Local
+	user, group string
+}
 
-func (a *asNobody) Run(ctx context.Context, argv []string, stdin io.Reader) (transport.Result, error) {
-	return a.Local.Run(ctx, append([]string{"setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"}, argv...), stdin)
+func (a *loginAs) Run(ctx context.Context, argv []string, stdin io.Reader) (transport.Result, error) {
+	return a.Local.Run(ctx, append([]string{"setpriv", "--reuid=" + a.user, "--regid=" + a.group, "--init-groups", "--"}, argv...), stdin)
 }
 
 // Item 11: a pidfile host whose transport user cannot restart nutcracker fails at
@@ -312,7 +316,7 @@ func TestTransportUserCheckedUpFront(t *testing.T) {
 	r := New(openStore(t, e.Store), Options{})
 	pid := upgraded(t, e, r, e.spec())
 	h := e.spec()
-	h.Transport = &asNobody{}
+	h.Transport = &loginAs{user: "nobody", group: "nogroup"} // neither root nor the nutcracker user
 	current, _ := os.Readlink(filepath.Join(e.Root, "current"))
 	_, err := r.Rollback(ctxT(t), h, "")
 	if !errors.Is(err, ErrTransportUser) || !errors.Is(err, ErrPreflight) {
@@ -323,4 +327,41 @@ func TestTransportUserCheckedUpFront(t *testing.T) {
 	}
 	samePid(t, e, pid)
 	check(t, r, e, "0.5.0")
+}
+
+// Item 11: a pidfile host whose transport logs in as the nutcracker user itself: the
+// restart stops and starts nutcracker as that user, without setpriv, and writes its pid.
+func TestLoginAsNutcrackerUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("needs root to log in as the nutcracker user (the suite runs as root)")
+	}
+	e := newHost(t, startBackends(t), "")
+	u, err := user.Lookup(e.User)
+	if err != nil {
+		t.Fatal(err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	if err := os.Chown(e.Root, uid, gid); err != nil { // every transport user needs write access to root
+		t.Fatal(err)
+	}
+	r := New(openStore(t, e.Store), Options{})
+	h := e.spec()
+	h.Transport = &loginAs{user: e.User, group: u.Gid}
+	upgraded(t, e, r, h)
+	if _, err := r.Rollback(ctxT(t), h, ""); err != nil {
+		t.Fatal(err)
+	}
+	check(t, r, e, "0.4.1")
+	pid := running(e.Root)[0]
+	status, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "status"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "\nUid:\t" + u.Uid + "\t"; !strings.Contains(string(status), want) {
+		t.Fatalf("nutcracker does not run as %s:\n%s", e.User, status)
+	}
+	if got, err := os.ReadFile(filepath.Join(e.Root, "run", "nutcracker.pid")); err != nil || string(got) != strconv.Itoa(pid) {
+		t.Fatalf("pid file holds %q (%v), want %d", got, err, pid)
+	}
 }

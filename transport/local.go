@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/patchctl/patchctl/internal/execx"
@@ -36,6 +37,10 @@ func (*Local) Run(ctx context.Context, argv []string, stdin io.Reader) (Result, 
 		cmd.Stdin = stdin
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
 		cmd.WaitDelay = waitDelay
+		// A session of its own, as sshd gives each command: what it leaves running (a
+		// proxy it started) is then out of reach of signals sent to patchctl's process
+		// group or terminal.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 		return cmd
 	})
 	if errors.Is(err, exec.ErrWaitDelay) {

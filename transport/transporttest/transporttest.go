@@ -95,6 +95,20 @@ func Run(t *testing.T, open func(t *testing.T) transport.Transport) {
 		}
 	})
 
+	t.Run("OwnSession", func(t *testing.T) {
+		// A command leads a session of its own (what sshd gives each), so a proxy it leaves
+		// running is out of reach of signals sent to patchctl's process group or terminal.
+		// /proc/self/stat: pid (comm) state ppid pgrp session ...
+		res, err := open(t).Run(ctx(t), []string{"sh", "-c", `read -r pid _ _ _ pgrp sid _ </proc/self/stat && echo "$pid $pgrp $sid"`}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := strings.Fields(string(res.Stdout))
+		if len(f) != 3 || f[1] != f[0] || f[2] != f[0] {
+			t.Fatalf("pid, process group, session = %q, want all the same", res.Stdout)
+		}
+	})
+
 	t.Run("MissingCommand", func(t *testing.T) {
 		if _, err := open(t).Run(ctx(t), []string{"patchctl-no-such-command"}, nil); err == nil {
 			t.Fatal("no error for a command that does not exist")
