@@ -295,7 +295,8 @@ func TestTamperedSlotRefused(t *testing.T) {
 }
 
 // asNobody is the local host reached as an unprivileged login: every command runs as
-// nobody, as it would for an SSH user that is neither root nor the nutcracker user.
+// nobody, as it would for an SSH user that is neither root nor the nutcracker user (the file
+// operations, Put, Readlink and Symlink, still run as the test's user).
 type asNobody struct{ transport.Local }
 
 func (a *asNobody) Run(ctx context.Context, argv []string, stdin io.Reader) (transport.Result, error) {
