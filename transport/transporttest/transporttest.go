@@ -228,7 +228,7 @@ func Run(t *testing.T, open func(t *testing.T) transport.Transport) {
 		}{
 			{name: "relative", make: symlinkTo("slots/0.5.0-b/nutcracker"), want: "slots/0.5.0-b/nutcracker"},
 			{name: "absolute and dangling", make: symlinkTo("/no/such/nutcracker"), want: "/no/such/nutcracker"},
-			{name: "verbatim", make: symlinkTo("a b/it's $HOME\n`id`\n"), want: "a b/it's $HOME\n`id`\n"},
+			{name: "verbatim", make: symlinkTo("-n a b/it's $HOME\n`id`\n"), want: "-n a b/it's $HOME\n`id`\n"},
 			{name: "missing", make: noop, wantErr: fs.ErrNotExist},
 			{name: "missing directory", make: func(path string) error { return os.Remove(filepath.Dir(path)) }, wantErr: fs.ErrNotExist},
 			{name: "regular file", make: writeFile, wantErr: transport.ErrNotSymlink},
@@ -268,7 +268,7 @@ func Run(t *testing.T, open func(t *testing.T) transport.Transport) {
 			{name: "creates", make: noop, path: "current", target: "slots/0.5.0-b/nutcracker", left: []string{"current"}},
 			{name: "replaces a link", make: symlinkTo("slots/0.4.1-a/nutcracker"), path: "current", target: "slots/0.5.0-b/nutcracker", left: []string{"current"}},
 			{name: "absolute target", make: symlinkTo("slots/0.4.1-a/nutcracker"), path: "current", target: "/opt/nutcracker/slots/0.5.0-b/nutcracker", left: []string{"current"}},
-			{name: "verbatim target", make: noop, path: "current", target: "a b/it's $HOME\n`id`", left: []string{"current"}},
+			{name: "verbatim target", make: noop, path: "current", target: "-n a b/it's $HOME\n`id`", left: []string{"current"}},
 			{name: "replaces a regular file", make: writeFile, path: "current", target: "slots/0.5.0-b/nutcracker", left: []string{"current"}},
 			{
 				// The link itself is replaced, never followed: nothing moves into the directory.
