@@ -113,7 +113,7 @@ func (x *run) adopt(ctx context.Context, pid int, target Slot) error {
 	if v != target.Version {
 		return fmt.Errorf("%s reports %s but the stats port %s: %w", bin, v, target.Version, ErrWrongVersion)
 	}
-	return x.fs.switchTo(ctx, target.Name, x.op.ID)
+	return x.fs.switchTo(ctx, target.Name)
 }
 
 // unadopt undoes an adoption that was interrupted: the host goes back to unmanaged, its

@@ -409,7 +409,7 @@ func (x *run) activate(ctx context.Context, to Slot, sw, rs, sm Step, pre func(*
 	if err := x.verify(sctx, to); err != nil {
 		return err
 	}
-	if err := x.fs.switchTo(sctx, to.Name, x.op.ID); err != nil {
+	if err := x.fs.switchTo(sctx, to.Name); err != nil {
 		return err
 	}
 	var adopted *Adopted

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path"
 	"strings"
@@ -57,14 +58,13 @@ func (f hostFS) run(ctx context.Context, argv ...string) (transport.Result, erro
 
 // readCurrent returns the slot the current symlink points at, "" when there is none.
 func (f hostFS) readCurrent(ctx context.Context) (string, error) {
-	res, err := f.run(ctx, "readlink", "--", f.current())
-	if err != nil {
-		if errors.As(err, new(*transport.ExitError)) {
-			return "", nil // no symlink yet
-		}
-		return "", err
+	target, err := f.h.Transport.Readlink(ctx, f.current())
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil // no symlink yet
 	}
-	target := strings.TrimSpace(string(res.Stdout))
+	if err != nil {
+		return "", fmt.Errorf("host %s: %w", f.h.Name, err)
+	}
 	dir, file := path.Split(target)
 	name := path.Base(dir)
 	if file != "nutcracker" || path.Base(path.Dir(path.Clean(dir))) != "slots" {
@@ -136,15 +136,15 @@ func (f hostFS) testConfig(ctx context.Context, bin string) error {
 	return nil
 }
 
-// switchTo points current at a slot atomically: a new symlink under a temp name renamed
-// over the old one, so readers see the old or the new target, never none. The temp name
-// carries the shell's pid: the switch of a killed patchctl may still be running when the
-// recovery of the same operation switches back, and must not move the recovery's link.
-func (f hostFS) switchTo(ctx context.Context, name, opID string) error {
-	tmp := path.Join(f.h.Root, ".current-"+opID)
-	target := path.Join("slots", name, "nutcracker")
-	_, err := f.run(ctx, "sh", "-c", `t="$2.$$" && ln -sfn -- "$1" "$t" && mv -Tf -- "$t" "$3"`, "switch", target, tmp, f.current())
-	return err
+// switchTo points current at a slot atomically (transport.Transport.Symlink): readers see
+// the old or the new target, never none, and the switch of a killed patchctl that is still
+// running when the recovery of the same operation switches back cannot move the recovery's
+// temp link, which has a name of its own.
+func (f hostFS) switchTo(ctx context.Context, name string) error {
+	if err := f.h.Transport.Symlink(ctx, path.Join("slots", name, "nutcracker"), f.current()); err != nil {
+		return fmt.Errorf("host %s: switch to %s: %w", f.h.Name, name, err)
+	}
+	return nil
 }
 
 // removeSlot deletes a slot's directory.

@@ -290,7 +290,7 @@ func TestSwitchesOfOneOperationDoNotCollide(t *testing.T) {
 	for round := range 20 {
 		errs := make(chan error, 2)
 		for _, slot := range []string{"0.4.1-a", "0.5.0-b"} {
-			go func() { errs <- f.switchTo(ctx, slot, "op-1") }()
+			go func() { errs <- f.switchTo(ctx, slot) }()
 		}
 		for range 2 {
 			if err := <-errs; err != nil {

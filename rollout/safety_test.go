@@ -296,7 +296,8 @@ func TestTamperedSlotRefused(t *testing.T) {
 }
 
 // loginAs is the local host reached as another login: every command runs as that user,
-// as it would for an SSH login of that user.
+// as it would for an SSH login of that user (the file operations, Put, Readlink and
+// Symlink, still run as the test's user).
 type loginAs struct {
 	transport.Local
 	user, group string

@@ -50,3 +50,20 @@ func BenchmarkPut(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkSymlink measures pointing a link at one of two targets in turn, as a switch does.
+func BenchmarkSymlink(b *testing.B) {
+	for name, tr := range benchTransports(b) {
+		b.Run(name, func(b *testing.B) {
+			path := filepath.Join(b.TempDir(), "current")
+			targets := []string{"slots/0.4.1-a/nutcracker", "slots/0.5.0-b/nutcracker"}
+			i := 0
+			for b.Loop() {
+				if err := tr.Symlink(context.Background(), targets[i%2], path); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+		})
+	}
+}

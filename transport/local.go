@@ -147,3 +147,37 @@ func (c ctxReader) Read(p []byte) (int, error) {
 	}
 	return c.r.Read(p)
 }
+
+// Readlink returns the target of the symlink at path.
+func (*Local) Readlink(ctx context.Context, path string) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", context.Cause(ctx)
+	}
+	target, err := os.Readlink(path)
+	if errors.Is(err, syscall.EINVAL) {
+		return "", fmt.Errorf("local: readlink %s: %w", path, ErrNotSymlink)
+	}
+	if err != nil {
+		return "", fmt.Errorf("local: %w", err)
+	}
+	return target, nil
+}
+
+// Symlink creates the temp link, renames it over path and fsyncs the directory.
+func (*Local) Symlink(ctx context.Context, target, path string) error {
+	if err := ctx.Err(); err != nil {
+		return context.Cause(ctx)
+	}
+	tmp := tempPath(path)
+	if err := os.Symlink(target, tmp); err != nil {
+		return fmt.Errorf("local: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("local: %w", err)
+	}
+	if err := syncDir(filepath.Dir(path)); err != nil {
+		return fmt.Errorf("local: symlink %s: %w", path, err)
+	}
+	return nil
+}

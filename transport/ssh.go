@@ -3,8 +3,6 @@ package transport
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -556,13 +554,7 @@ func (p *pidWriter) Write(b []byte) (int, error) {
 // arrived, fsyncs, chmods and renames it over path with a second, so a cut connection never
 // leaves a partial file at path. The temp file is removed on failure.
 func (s *SSH) Put(ctx context.Context, p string, r io.Reader, mode fs.FileMode) error {
-	var suffix [8]byte
-	_, _ = rand.Read(suffix[:])
-	dir, base := path.Split(p)
-	if dir == "" {
-		dir = "./"
-	}
-	tmp := dir + "." + base + ".tmp" + hex.EncodeToString(suffix[:])
+	tmp := tempPath(p)
 	cr := &countingReader{r: r}
 	// noclobber: never write through a file or symlink that someone placed at tmp.
 	write := []string{"sh", "-c", `set -C && umask 077 && cat > "$1"`, "sh", tmp}
@@ -575,7 +567,7 @@ func (s *SSH) Put(ctx context.Context, p string, r io.Reader, mode fs.FileMode) 
 	const commitScript = `t=$1 p=$2 d=$3 size=$4 mode=$5
 n=$(wc -c < "$t") && [ "$n" -eq "$size" ] || { echo "received $n bytes of $size" >&2; rm -f "$t"; exit 1; }
 chmod "$mode" "$t" && sync "$t" && mv -f "$t" "$p" && sync "$d" || { rm -f "$t"; exit 1; }`
-	commit := []string{"sh", "-c", commitScript, "sh", tmp, p, dir,
+	commit := []string{"sh", "-c", commitScript, "sh", tmp, p, path.Dir(p),
 		strconv.FormatInt(cr.n, 10), strconv.FormatUint(uint64(mode.Perm()), 8)}
 	if err := s.script(ctx, commit, nil); err != nil {
 		s.cleanup(tmp)
@@ -626,6 +618,46 @@ func (s *SSH) ReadFile(ctx context.Context, p string) ([]byte, error) {
 		return nil, fmt.Errorf("ssh %s: read %s: %w", s.host, p, scriptError(status, stderr))
 	}
 	return stdout, nil
+}
+
+// notSymlinkStatus is the status the Readlink script uses for a path that is no symlink.
+const notSymlinkStatus = 67
+
+// Readlink runs readlink; only when it fails does a second command tell a missing path from
+// one that is no symlink (readlink says neither), so the usual case costs one command.
+func (s *SSH) Readlink(ctx context.Context, p string) (string, error) {
+	stdout, stderr, status, err := s.command(ctx, []string{"readlink", "--", p}, nil)
+	if err != nil {
+		return "", fmt.Errorf("ssh %s: readlink %s: %w", s.host, p, err)
+	}
+	if status == 0 {
+		return strings.TrimSuffix(string(stdout), "\n"), nil
+	}
+	// Status 0: a symlink is there now, made after readlink ran, whose failure is reported.
+	classify := `[ -L "$1" ] && exit 0; [ -e "$1" ] && exit ` + strconv.Itoa(notSymlinkStatus) + `; exit ` + strconv.Itoa(notFoundStatus)
+	_, _, why, err := s.command(ctx, []string{"sh", "-c", classify, "sh", p}, nil)
+	switch {
+	case err != nil:
+		return "", fmt.Errorf("ssh %s: readlink %s: %w", s.host, p, err)
+	case why == notFoundStatus:
+		return "", fmt.Errorf("ssh %s: readlink %s: %w", s.host, p, fs.ErrNotExist)
+	case why == notSymlinkStatus:
+		return "", fmt.Errorf("ssh %s: readlink %s: %w", s.host, p, ErrNotSymlink)
+	}
+	return "", fmt.Errorf("ssh %s: readlink %s: %w", s.host, p, scriptError(status, stderr))
+}
+
+// Symlink creates the temp link, renames it over p and syncs the directory with one script
+// (GNU mv's -T: a link to a directory at p is replaced, not moved into; sync as in Put). The
+// temp link is removed on failure.
+func (s *SSH) Symlink(ctx context.Context, target, p string) error {
+	tmp := tempPath(p)
+	const script = `ln -s -- "$1" "$2" && mv -Tf -- "$2" "$3" && sync -- "$4"`
+	if err := s.script(ctx, []string{"sh", "-c", script, "sh", target, tmp, p, path.Dir(p)}, nil); err != nil {
+		s.cleanup(tmp)
+		return fmt.Errorf("ssh %s: symlink %s: %w", s.host, p, err)
+	}
+	return nil
 }
 
 // Close ends the remote shells and closes the connection; later calls fail.

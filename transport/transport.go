@@ -3,9 +3,13 @@ package transport
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"path"
 	"time"
 )
 
@@ -21,8 +25,31 @@ type Transport interface {
 	// ReadFile returns the contents of path on the host. A missing file gives an error
 	// matching fs.ErrNotExist.
 	ReadFile(ctx context.Context, path string) ([]byte, error)
+	// Readlink returns the target of the symbolic link at path, as stored. A missing path
+	// gives an error matching fs.ErrNotExist, a path that is not a symlink ErrNotSymlink.
+	Readlink(ctx context.Context, path string) (string, error)
+	// Symlink points path at target atomically: a new symlink under a temp name unique to
+	// the call, in path's directory, renamed over path, so readers see the old or the new
+	// target, never none, and calls on one path that overlap do not collide (the one that
+	// renames last wins). The directory is then fsynced, so the new target survives a
+	// crash of the host once Symlink returned: a record that says which build runs is not
+	// contradicted by the host after a power loss. The temp link is removed on any error;
+	// an error from the fsync comes after the rename, with path at target.
+	Symlink(ctx context.Context, target, path string) error
 	// Close releases the connection, if any.
 	Close() error
+}
+
+// ErrNotSymlink: Readlink found something other than a symbolic link at the path.
+var ErrNotSymlink = errors.New("not a symbolic link")
+
+// tempPath returns a name in p's directory, hidden and unique to the caller, for a file or
+// link that is then renamed over p.
+func tempPath(p string) string {
+	var suffix [8]byte
+	_, _ = rand.Read(suffix[:])
+	dir, base := path.Split(p)
+	return dir + "." + base + ".tmp" + hex.EncodeToString(suffix[:])
 }
 
 // Result is what a command printed.

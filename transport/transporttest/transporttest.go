@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -232,6 +233,148 @@ func Run(t *testing.T, open func(t *testing.T) transport.Transport) {
 		}
 	})
 
+	t.Run("Readlink", func(t *testing.T) {
+		for _, tc := range []struct {
+			name    string
+			make    func(path string) error // what is at path, in a fresh directory
+			want    string
+			wantErr error
+		}{
+			{name: "relative", make: symlinkTo("slots/0.5.0-b/nutcracker"), want: "slots/0.5.0-b/nutcracker"},
+			{name: "absolute and dangling", make: symlinkTo("/no/such/nutcracker"), want: "/no/such/nutcracker"},
+			{name: "verbatim", make: symlinkTo("-n a b/it's $HOME\n`id`\n"), want: "-n a b/it's $HOME\n`id`\n"},
+			{name: "missing", make: noop, wantErr: fs.ErrNotExist},
+			{name: "missing directory", make: func(path string) error { return os.Remove(filepath.Dir(path)) }, wantErr: fs.ErrNotExist},
+			{name: "regular file", make: writeFile, wantErr: transport.ErrNotSymlink},
+			{name: "directory", make: func(path string) error { return os.Mkdir(path, 0o755) }, wantErr: transport.ErrNotSymlink},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				path := filepath.Join(t.TempDir(), "sub", "current")
+				if err := os.Mkdir(filepath.Dir(path), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := tc.make(path); err != nil {
+					t.Fatal(err)
+				}
+				got, err := open(t).Readlink(ctx(t), path)
+				if tc.wantErr != nil {
+					if !errors.Is(err, tc.wantErr) {
+						t.Fatalf("Readlink = %q, %v; want an error matching %v", got, err, tc.wantErr)
+					}
+					return
+				}
+				if err != nil || got != tc.want {
+					t.Fatalf("Readlink = %q, %v; want %q", got, err, tc.want)
+				}
+			})
+		}
+	})
+
+	t.Run("Symlink", func(t *testing.T) {
+		for _, tc := range []struct {
+			name    string
+			make    func(path string) error // what is at path before, in a fresh directory
+			path    string                  // path's name in that directory
+			target  string
+			wantErr bool
+			left    []string // the directory's entries afterwards
+		}{
+			{name: "creates", make: noop, path: "current", target: "slots/0.5.0-b/nutcracker", left: []string{"current"}},
+			{name: "replaces a link", make: symlinkTo("slots/0.4.1-a/nutcracker"), path: "current", target: "slots/0.5.0-b/nutcracker", left: []string{"current"}},
+			{name: "absolute target", make: symlinkTo("slots/0.4.1-a/nutcracker"), path: "current", target: "/opt/nutcracker/slots/0.5.0-b/nutcracker", left: []string{"current"}},
+			{name: "verbatim target", make: noop, path: "current", target: "-n a b/it's $HOME\n`id`", left: []string{"current"}},
+			{name: "replaces a regular file", make: writeFile, path: "current", target: "slots/0.5.0-b/nutcracker", left: []string{"current"}},
+			{
+				// The link itself is replaced, never followed: nothing moves into the directory.
+				name: "replaces a link to a directory", path: "current", target: "slots/0.5.0-b/nutcracker", left: []string{"current", "slots"},
+				make: func(path string) error {
+					if err := os.Mkdir(filepath.Join(filepath.Dir(path), "slots"), 0o755); err != nil {
+						return err
+					}
+					return os.Symlink("slots", path)
+				},
+			},
+			{
+				name: "path is a directory", path: "current", target: "slots/0.5.0-b/nutcracker", wantErr: true, left: []string{"current"},
+				make: func(path string) error {
+					if err := os.Mkdir(path, 0o755); err != nil {
+						return err
+					}
+					return writeFile(filepath.Join(path, "x"))
+				},
+			},
+			{name: "missing directory", make: noop, path: "no/current", target: "slots/0.5.0-b/nutcracker", wantErr: true},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				dir := t.TempDir()
+				path := filepath.Join(dir, tc.path)
+				if err := tc.make(path); err != nil {
+					t.Fatal(err)
+				}
+				tr := open(t)
+				err := tr.Symlink(ctx(t), tc.target, path)
+				if tc.wantErr != (err != nil) {
+					t.Fatalf("Symlink: %v, want an error: %v", err, tc.wantErr)
+				}
+				if err == nil {
+					if got, err := tr.Readlink(ctx(t), path); err != nil || got != tc.target {
+						t.Fatalf("Readlink after Symlink = %q, %v; want %q", got, err, tc.target)
+					}
+					if got, err := os.Readlink(path); err != nil || got != tc.target {
+						t.Fatalf("os.Readlink after Symlink = %q, %v; want %q", got, err, tc.target)
+					}
+				}
+				assertOnly(t, dir, tc.left...)
+			})
+		}
+	})
+
+	t.Run("SymlinkConcurrent", func(t *testing.T) {
+		// Calls on one path that overlap (a killed patchctl's switch and its recovery's) all
+		// succeed, leave one of their targets, and no temp link.
+		tr := open(t)
+		c := ctx(t)
+		dir := t.TempDir()
+		path := filepath.Join(dir, "current")
+		targets := []string{"slots/0.4.1-a/nutcracker", "slots/0.5.0-b/nutcracker", "slots/0.5.0-c/nutcracker"}
+		for round := range 10 {
+			errs := make(chan error, len(targets))
+			for _, target := range targets {
+				go func() { errs <- tr.Symlink(c, target, path) }()
+			}
+			for range targets {
+				if err := <-errs; err != nil {
+					t.Fatalf("round %d: %v", round, err)
+				}
+			}
+			if got, err := tr.Readlink(c, path); err != nil || !slices.Contains(targets, got) {
+				t.Fatalf("round %d: Readlink = %q, %v; want one of %q", round, got, err, targets)
+			}
+			assertOnly(t, dir, "current")
+		}
+	})
+
+	t.Run("SymlinkCancelled", func(t *testing.T) {
+		tr := open(t)
+		dir := t.TempDir()
+		path := filepath.Join(dir, "current")
+		if err := os.Symlink("slots/0.4.1-a/nutcracker", path); err != nil {
+			t.Fatal(err)
+		}
+		c, cancel := context.WithCancel(ctx(t))
+		cancel()
+		if err := tr.Symlink(c, "slots/0.5.0-b/nutcracker", path); !errors.Is(err, context.Canceled) {
+			t.Fatalf("Symlink with a cancelled context: %v, want context canceled", err)
+		}
+		if _, err := tr.Readlink(c, path); !errors.Is(err, context.Canceled) {
+			t.Fatalf("Readlink with a cancelled context: %v, want context canceled", err)
+		}
+		if got, err := os.Readlink(path); err != nil || got != "slots/0.4.1-a/nutcracker" {
+			t.Fatalf("after a cancelled Symlink: %q, %v; want the old target", got, err)
+		}
+		assertOnly(t, dir, "current")
+	})
+
 	t.Run("ReadFileBinary", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "blob")
 		want := []byte{0, 1, 2, 0xff, '\r', '\n', 0}
@@ -243,6 +386,14 @@ func Run(t *testing.T, open func(t *testing.T) transport.Transport) {
 			t.Fatalf("ReadFile = %v, %v; want %v", got, err, want)
 		}
 	})
+}
+
+func noop(string) error { return nil }
+
+func writeFile(path string) error { return os.WriteFile(path, []byte("x"), 0o644) }
+
+func symlinkTo(target string) func(path string) error {
+	return func(path string) error { return os.Symlink(target, path) }
 }
 
 // assertGone fails unless the process whose pid is in pidFile ends within the wait bound.
@@ -280,18 +431,18 @@ type errReader struct{}
 
 func (errReader) Read([]byte) (int, error) { return 0, errors.New("source failed") }
 
-// assertOnly fails unless dir holds exactly the named file: no temp file was left behind.
-func assertOnly(t *testing.T, dir, name string) {
+// assertOnly fails unless dir holds exactly the named entries: no temp file was left behind.
+func assertOnly(t *testing.T, dir string, names ...string) {
 	t.Helper()
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var names []string
+	var have []string
 	for _, e := range entries {
-		names = append(names, e.Name())
+		have = append(have, e.Name())
 	}
-	if len(names) != 1 || names[0] != name {
-		t.Fatalf("%s holds %v, want only %s", dir, names, name)
+	if want := slices.Sorted(slices.Values(names)); !slices.Equal(have, want) {
+		t.Fatalf("%s holds %q, want only %q", dir, have, want)
 	}
 }
