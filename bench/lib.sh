@@ -65,7 +65,14 @@ nutconf() {
 echo "building patchctl" >&2
 (cd "$repo" && go build -o "$work/patchctl" ./cmd/patchctl)
 
-pc() { "$work/patchctl" --config "$work/patchctl.yml" "$@" 2> >(grep -v 'WARNING: running as root' >&2); }
+# pc runs the CLI as a user would. Its stderr goes to a file, shown when it fails: a filter
+# on a pipe (for the warning about running as root) would add a process to every timed call.
+pc() {
+	local rc=0
+	"$work/patchctl" --config "$work/patchctl.yml" "$@" 2>"$work/cli.err" || rc=$?
+	if [ "$rc" -ne 0 ]; then grep -v 'WARNING: running as root' "$work/cli.err" >&2 || :; fi
+	return "$rc"
+}
 
 # start_daemon: a patchctl daemon in $work serving $work/inventory.yml, which the caller wrote.
 start_daemon() {

@@ -29,19 +29,23 @@ func benchHost(b *testing.B) (*Rollout, hostEnv) {
 	return r, e
 }
 
+// benchTransports are the ways a benchmark reaches its host: locally and over SSH (a real
+// sshd on loopback).
+var benchTransports = []struct {
+	name string
+	spec func(testing.TB, hostEnv) HostSpec
+}{
+	{"local", func(_ testing.TB, e hostEnv) HostSpec { return e.spec() }},
+	{"ssh", func(tb testing.TB, e hostEnv) HostSpec { return e.sshSpec(tb) }},
+}
+
 // BenchmarkRollback is the wall time of Rollback, from the call to the smoke test passed,
-// in process, on a host reached locally and over SSH (a real sshd on loopback).
+// in process, on a host reached locally and over SSH.
 func BenchmarkRollback(b *testing.B) {
-	for _, tc := range []struct {
-		name string
-		spec func(hostEnv) HostSpec
-	}{
-		{"local", hostEnv.spec},
-		{"ssh", func(e hostEnv) HostSpec { return e.sshSpec(b) }},
-	} {
+	for _, tc := range benchTransports {
 		b.Run(tc.name, func(b *testing.B) {
 			r, e := benchHost(b)
-			h := tc.spec(e)
+			h := tc.spec(b, e)
 			ctx := ctxOp(b)
 			for b.Loop() {
 				if _, err := r.Rollback(ctx, h, ""); err != nil {
@@ -87,8 +91,15 @@ func BenchmarkNutcrackerStart(b *testing.B) {
 // stop, the new one's start and bind, the client's reconnect (after 1 ms, as a client's
 // retry would) and its first request through the new proxy to redis.
 func BenchmarkSwitchGap(b *testing.B) {
+	for _, tc := range benchTransports {
+		b.Run(tc.name, func(b *testing.B) { switchGap(b, tc.spec) })
+	}
+}
+
+func switchGap(b *testing.B, spec func(testing.TB, hostEnv) HostSpec) {
 	r, e := benchHost(b)
-	ctx := ctxT(b)
+	h := spec(b, e)
+	ctx := ctxOp(b)
 	pools, err := parsePools(e.Config, mustRead(b, e.Config))
 	if err != nil {
 		b.Fatal(err)
@@ -139,7 +150,7 @@ func BenchmarkSwitchGap(b *testing.B) {
 			}
 		}()
 		time.Sleep(20 * time.Millisecond)
-		res, err := r.Rollback(ctx, e.spec(), "")
+		res, err := r.Rollback(ctx, h, "")
 		if err != nil {
 			b.Fatal(err)
 		}
