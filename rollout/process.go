@@ -303,9 +303,10 @@ stop_start "$@"' stop-start "$mine" "$pidf" "$ticks" "$out" "$@"
 
 // stopStartFuncs defines what the restart runs as the nutcracker user. It starts nutcracker
 // the way -d would leave it (in /, umask 0, stdin and output off the terminal, its pid in
-// the pid file) but without -d's two forks, which would sit between the old proxy's exit and
-// the new one's bind; nutcracker writes no pid file without -d, so the shell writes it. Like
-// any command a non-interactive shell starts in the background, nutcracker then ignores
+// the pid file) but without -d's two forks; nutcracker writes no pid file without -d, so the
+// shell writes it. The start is forked before the stop and does the stop itself, so that
+// once the old proxy is gone nothing but nutcracker's exec stands before the new one's bind.
+// Like any command a non-interactive shell starts in the background, nutcracker then ignores
 // SIGQUIT; SIGINT, which stops it, it handles itself.
 const stopStartFuncs = `# alive PID: a thread of PID runs. The leader turns zombie as soon as it exits, while
 # nutcracker's stats thread may still hold the files, sockets included, for a moment.
@@ -336,14 +337,21 @@ stop() {
 }
 # stop_start PIDS PIDFILE TICKS OUT ARGV...
 stop_start() {
-	ticks=$3 out=$4 pidf=$2
+	pids=$1 pidf=$2 ticks=$3 out=$4
+	shift 4
 	# Both files must be writable before anything stops: the start cannot fail on them.
 	{ : >"$out"; } 2>/dev/null || { rm -f -- "$out" && : >"$out"; } || exit 1 # left by another user
 	: >>"$pidf" || exit 1
-	stop $1
-	shift 4
-	(cd / && umask 0 && exec "$@") </dev/null >"$out" 2>&1 9>&- &
-	printf %s "$!" >"$pidf"
+	# The child stops the old proxy (reporting on this command's stdout and stderr, 7 and 8),
+	# says "go" and its pid on the command substitution's pipe and points its output at $out
+	# (6), which ends the pipe here, then execs nutcracker. No "go": the stop failed and said why.
+	exec 7>&1 8>&2
+	r=$( (read -r me _ </proc/self/stat && stop $pids >&7 2>&8 && echo "go $me" &&
+		exec >&6 2>&6 6>&- 7>&- 8>&- && cd / && umask 0 && exec "$@") </dev/null 6>"$out" 9>&- &)
+	exec 7>&- 8>&-
+	set -- $r
+	[ "${1-}" = go ] || exit 3
+	printf %s "$2" >"$pidf"
 }`
 
 // portHolderFunc defines port_holder PORT: prints "pid N (comm)" of a process listening on
