@@ -26,8 +26,10 @@ import (
 // private directory; it is exec-ed under setsid when there is one, so that it leads its own
 // process group as a session's command does (a cancel kills that group, whose leader the
 // file p names next to SEQ). The reply is "MARKER done STATUS OUTLEN ERRLEN" followed by
-// exactly that many bytes of stdout and of stderr, written by one cat so that it leaves in as
-// few packets as possible: sshd leaves Nagle's algorithm on for sessions without a terminal,
+// exactly that many bytes of stdout and of stderr. A command that printed nothing (a switch,
+// a restart) is answered with the shell's builtins alone, so no program start competes
+// with what the command left starting (a proxy on its way to its bind); any other reply is
+// written by one cat so that it leaves in as few packets as possible: sshd leaves Nagle's algorithm on for sessions without a terminal,
 // and a small packet behind another waits for the client's delayed ACK. The directory is
 // removed when the shell ends: its stdin closed (Close, or the connection dropped) or a
 // reply that cannot be written.
@@ -64,9 +66,13 @@ while IFS=' ' read -r n z q; do
 	echo "$q $!" >"$d/p"
 	wait "$!"
 	r=$?
-	set -- $(cd "$d" && wc -c o e)
-	echo "$m done $r $1 $3" >"$d/h"
-	cat "$d/h" "$d/o" "$d/e"
+	if [ -s "$d/o" ] || [ -s "$d/e" ]; then
+		set -- $(cd "$d" && wc -c o e)
+		echo "$m done $r $1 $3" >"$d/h"
+		cat "$d/h" "$d/o" "$d/e"
+	else
+		echo "$m done $r 0 0"
+	fi
 done`
 
 // errNoShell: the host could not start the remote shell (no POSIX sh, no mktemp); every
