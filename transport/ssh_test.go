@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -284,16 +285,19 @@ func TestSSHReconnect(t *testing.T) {
 	}
 }
 
-// killConnections kills sshd's per-connection processes (its children), as a server restart
-// or a dropped connection would end them; the listener stays.
+// killConnections kills sshd's per-connection processes (its children) and everything they
+// started, as a server restart or a dropped connection would end them; the listener stays.
+// The whole tree goes: after authentication the connection's socket is held by a grandchild
+// (the unprivileged process), which may outlive its parent for a while and keep the
+// connection open without serving it.
 func killConnections(t *testing.T, srv *testenv.SSHServer) {
 	t.Helper()
-	parent := srv.Process.Cmd.Process.Pid
+	listener := srv.Process.Cmd.Process.Pid
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		t.Fatal(err)
 	}
-	killed := 0
+	children := map[int][]int{}
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil {
@@ -305,10 +309,20 @@ func killConnections(t *testing.T, srv *testenv.SSHServer) {
 		}
 		// Fields after the command name (which may hold spaces) in parentheses: state, ppid.
 		fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
-		if len(fields) > 1 && fields[1] == strconv.Itoa(parent) {
-			if syscall.Kill(pid, syscall.SIGKILL) == nil {
-				killed++
+		if len(fields) > 1 {
+			if ppid, err := strconv.Atoi(fields[1]); err == nil {
+				children[ppid] = append(children[ppid], pid)
 			}
+		}
+	}
+	tree := slices.Clone(children[listener])
+	for i := 0; i < len(tree); i++ {
+		tree = append(tree, children[tree[i]]...)
+	}
+	killed := 0
+	for _, pid := range tree {
+		if syscall.Kill(pid, syscall.SIGKILL) == nil {
+			killed++
 		}
 	}
 	if killed == 0 {
