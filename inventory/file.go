@@ -101,7 +101,7 @@ func (d *Deploy) problems() []string {
 		if d.User == "root" {
 			add("user: nutcracker must not run as root")
 		}
-		// nutcracker runs in / (as a daemon would), the restart shell wherever the login lands.
+		// nutcracker runs in /, the restart shell wherever the login lands.
 		for _, f := range [...]struct{ key, path string }{{"pid_file", d.PidFile}, {"log_file", d.LogFile}} {
 			if f.path != "" && !path.IsAbs(f.path) {
 				add("%s: %q is not an absolute path", f.key, f.path)

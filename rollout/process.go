@@ -110,7 +110,7 @@ func (c command) restart(ctx context.Context, _ restartSpec) (string, error) {
 
 func (c command) down(context.Context) error { return nil }
 
-// pidfile runs nutcracker as a daemon with a pid file and replaces it by signal.
+// pidfile runs nutcracker in the background with a pid file and replaces it by signal.
 type pidfile struct {
 	h                   HostSpec
 	user                string
@@ -142,6 +142,9 @@ func newPidfile(h HostSpec) (*pidfile, error) {
 	}
 	if c.logFile == "" {
 		c.logFile = path.Join(h.Root, "log", "nutcracker.log")
+	}
+	if c.logFile == c.outFile() || c.logFile == c.pidFile {
+		return nil, fmt.Errorf("host %s: log_file %q: the same file as the pid file or nutcracker's output, %s", h.Name, c.logFile, c.outFile())
 	}
 	if c.interval <= 0 {
 		c.interval = DefaultStatsInterval
@@ -219,7 +222,7 @@ func (c *pidfile) check(ctx context.Context) error {
 // the ports are free, then starts the new one, all in one command on the host so that the
 // window without a listener is as short as the host allows. Logged in as root, it becomes
 // the nutcracker user (setpriv) before it stops anything, so that once the old proxy is gone
-// the only work left is one fork and nutcracker's exec up to its bind: no setpriv, and no
+// the only work left is nutcracker's exec up to its bind: no setpriv, no fork, and no
 // daemonizing forks (see stopStartFuncs).
 //
 // Ours is: the pid in the pid file when it runs a slot's binary; failing that (no pid file,
@@ -231,8 +234,8 @@ func (c *pidfile) check(ctx context.Context) error {
 // $4 slots directory, $5 adopted "pid exe" or "", $6 owner "uid:gid" of the run and log
 // directories and of nutcracker when the login is root, else "", $7 $8 those directories,
 // $9 nutcracker's output file, $10 stopStartFuncs; then nutcracker's argv.
-// It says on stdout what it waited for. Exit 3: a process survived SIGKILL; 4: a port
-// stayed in use; 5: another restart held the lock.
+// It says on stdout what it waited for. Exit 3: the stop failed (a process survived SIGKILL),
+// and said why; 4: a port stayed in use; 5: another restart held the lock.
 const restartScript = `set -u
 pidf=$1 ticks=$2 ports=$3 slots=$4 adopted=$5 owner=$6 out=$9 funcs=${10}
 # One restart at a time: a patchctl killed mid-restart leaves this shell running, and the
@@ -296,18 +299,26 @@ for pid in $pids; do
 	{ while read -r k u _; do [ "$k" != Uid: ] || break; done </proc/$pid/status; } 2>/dev/null
 	if [ "$u" = "${owner%:*}" ]; then mine="$mine $pid"; else others="$others $pid"; fi
 done
-if [ -n "$others" ]; then stop $others; fi
-exec setpriv --reuid="${owner%:*}" --regid="${owner#*:}" --init-groups -- sh -c "$funcs"'
+as="setpriv --reuid=${owner%:*} --regid=${owner#*:} --init-groups --"
+if [ -n "$others" ]; then
+	# What the user's start needs is checked before anything stops.
+	$as sh -c "$funcs"'
+files_ok "$@"' files-ok "$pidf" "$out" || exit 1
+	stop $others
+fi
+exec $as sh -c "$funcs"'
 stop_start "$@"' stop-start "$mine" "$pidf" "$ticks" "$out" "$@"
 `
 
 // stopStartFuncs defines what the restart runs as the nutcracker user. It starts nutcracker
-// the way -d would leave it (in /, umask 0, stdin and output off the terminal, its pid in
-// the pid file) but without -d's two forks; nutcracker writes no pid file without -d, so the
-// shell writes it. The start is forked before the stop and does the stop itself, so that
-// once the old proxy is gone nothing but nutcracker's exec stands before the new one's bind.
-// Like any command a non-interactive shell starts in the background, nutcracker then ignores
-// SIGQUIT; SIGINT, which stops it, it handles itself.
+// without -d (whose two forks would stand between the old proxy's exit and the new one's
+// bind) but detached as -d would leave it: umask 0, stdin and output off the terminal, its
+// pid in the pid file (the Debian builds write none without -d, so the shell writes it),
+// and in / so that it holds no login's directory. The start is forked before the stop and
+// does the stop itself, so that once the old proxy is gone nothing but nutcracker's exec
+// stands before the new one's bind. Like any command a non-interactive shell starts in the
+// background, nutcracker ignores SIGINT until it installs its handler at start, and
+// SIGQUIT for good.
 const stopStartFuncs = `# alive PID: a thread of PID runs. The leader turns zombie as soon as it exits, while
 # nutcracker's stats thread may still hold the files, sockets included, for a moment.
 alive() {
@@ -335,23 +346,31 @@ stop() {
 	done
 	if [ -n "$w" ]; then echo "waited for$w"; fi
 }
+# files_ok PIDFILE OUT: both writable (one left by another user replaced), which the start
+# must not fail on once the old proxy is stopped.
+files_ok() {
+	{ : >>"$1"; } 2>/dev/null || { rm -f -- "$1" && : >"$1"; } || return 1
+	{ : >"$2"; } 2>/dev/null || { rm -f -- "$2" && : >"$2"; }
+}
 # stop_start PIDS PIDFILE TICKS OUT ARGV...
 stop_start() {
 	pids=$1 pidf=$2 ticks=$3 out=$4
 	shift 4
-	# Both files must be writable before anything stops: the start cannot fail on them.
-	{ : >"$out"; } 2>/dev/null || { rm -f -- "$out" && : >"$out"; } || exit 1 # left by another user
-	: >>"$pidf" || exit 1
+	files_ok "$pidf" "$out" || exit 1
 	# The child stops the old proxy (reporting on this command's stdout and stderr, 7 and 8),
 	# says "go" and its pid on the command substitution's pipe and points its output at $out
-	# (6), which ends the pipe here, then execs nutcracker. No "go": the stop failed and said why.
+	# (6), which ends the pipe here, then execs nutcracker. Once it has stopped the old proxy it
+	# starts the new one even if this shell is gone (killed with its caller): SIGPIPE ignored,
+	# the "go" allowed to fail. This shell returns as the exec begins; a restart that takes
+	# the lock at that instant could miss the new proxy, which only the daemon's host lease
+	# (one operation per host) and recovery's slowness keep from happening.
 	exec 7>&1 8>&2
-	r=$( (read -r me _ </proc/self/stat && stop $pids >&7 2>&8 && echo "go $me" &&
+	r=$( (trap '' PIPE && read -r me _ </proc/self/stat && stop $pids >&7 2>&8 && { echo "go $me" 2>/dev/null || :; } &&
 		exec >&6 2>&6 6>&- 7>&- 8>&- && cd / && umask 0 && exec "$@") </dev/null 6>"$out" 9>&- &)
 	exec 7>&- 8>&-
 	set -- $r
-	[ "${1-}" = go ] || exit 3
-	printf %s "$2" >"$pidf"
+	[ "${1-}" = go ] || { echo "the stop of the old nutcracker did not complete" >&2; exit 3; }
+	printf %s "$2" >"$pidf" || : # the restart's /proc scan finds nutcracker without it
 }`
 
 // portHolderFunc defines port_holder PORT: prints "pid N (comm)" of a process listening on

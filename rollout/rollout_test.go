@@ -248,6 +248,22 @@ func TestRunAsRootRefused(t *testing.T) {
 	}
 }
 
+// The log must not be a file the restart truncates: nutcracker's output (<pid file>.out)
+// or the pid file.
+func TestLogFileApartFromRestartFiles(t *testing.T) {
+	for _, tc := range []struct{ pid, log string }{
+		{"/x/run/nc.pid", "/x/run/nc.out"},
+		{"/x/run/nc", "/x/run/nc.out"},
+		{"/x/run/nc.pid", "/x/run/nc.pid"},
+	} {
+		h := HostSpec{Name: "h", Root: "/x", StatsAddr: "127.0.0.1:22222",
+			Process: Process{Mode: ModePidfile, PidFile: tc.pid, LogFile: tc.log}}
+		if _, err := newPidfile(h); err == nil || !strings.Contains(err.Error(), "log_file") {
+			t.Errorf("pid file %s, log file %s: %v, want a log_file error", tc.pid, tc.log, err)
+		}
+	}
+}
+
 func TestPrunable(t *testing.T) {
 	at := func(m int) time.Time { return time.Date(2025, 1, 1, 0, m, 0, 0, time.UTC) }
 	hs := HostState{Current: "e", Slots: []Slot{

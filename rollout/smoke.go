@@ -91,8 +91,8 @@ func smoke(ctx context.Context, h HostSpec, pools []pool, want, opID string, tim
 	// of whether it is down comes downEvery after the start, not at the first refusal.
 	asked := time.Now()
 	// orDown turns a failed attempt into the reason the proxy is down, once two looks in a
-	// row agree: the restart returns as soon as it has forked nutcracker's start, so one
-	// look can fall before the exec shows in the host's process list.
+	// row agree: the restart returns as nutcracker's exec begins, so one look can fall
+	// before the exec shows in the host's process list.
 	seenDown := false
 	orDown := func(ctx context.Context, err error) error {
 		if err != nil && time.Since(asked) >= downEvery {

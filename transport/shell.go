@@ -29,8 +29,9 @@ import (
 // exactly that many bytes of stdout and of stderr. A command that printed nothing (a switch,
 // a restart) is answered with the shell's builtins alone, so no program start competes
 // with what the command left starting (a proxy on its way to its bind); any other reply is
-// written by one cat so that it leaves in as few packets as possible: sshd leaves Nagle's algorithm on for sessions without a terminal,
-// and a small packet behind another waits for the client's delayed ACK. The directory is
+// written by one cat so that it leaves in as few packets as possible: sshd leaves Nagle's
+// algorithm on for sessions without a terminal, and a small packet behind another waits for
+// the client's delayed ACK. The directory is
 // removed when the shell ends: its stdin closed (Close, or the connection dropped) or a
 // reply that cannot be written.
 const shellScript = `m=$1

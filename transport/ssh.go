@@ -503,8 +503,9 @@ func (g *gate) shut() {
 }
 
 // killGroup kills the process group that process $p leads, or the process alone if it leads
-// none.
-const killGroup = `kill -KILL -- "-$p" 2>/dev/null || kill -KILL "$p"`
+// none. Once $p has exited the command is over, and what it left running in its group (a
+// proxy a restart started) was meant to outlive it.
+const killGroup = `kill -0 "$p" 2>/dev/null || exit 0; kill -KILL -- "-$p" 2>/dev/null || kill -KILL "$p"`
 
 // kill ends a remote process group, on a fresh short deadline because the caller's ctx ended.
 func (s *SSH) kill(pid int) {

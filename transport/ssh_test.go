@@ -14,7 +14,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -285,10 +284,11 @@ func TestSSHReconnect(t *testing.T) {
 	}
 }
 
-// killConnections kills sshd's per-connection processes (its children) and everything they
-// started, as a server restart or a dropped connection would end them; the listener stays.
-// The whole tree goes: after authentication the connection's socket is held by a grandchild
-// (the unprivileged process), which may outlive its parent for a while and keep the
+// killConnections kills sshd's processes for each connection, as a server restart or a
+// dropped connection would end them; the listener stays, and so do the user's processes
+// (the remote shell and its commands), which see the connection's end as the end of their
+// input. Not only sshd's children: after authentication the connection's socket is held by
+// a grandchild (the unprivileged sshd), which may outlive its parent for a while and keep the
 // connection open without serving it.
 func killConnections(t *testing.T, srv *testenv.SSHServer) {
 	t.Helper()
@@ -297,7 +297,11 @@ func killConnections(t *testing.T, srv *testenv.SSHServer) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	children := map[int][]int{}
+	type proc struct {
+		pid  int
+		sshd bool
+	}
+	children := map[int][]proc{}
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil {
@@ -307,20 +311,32 @@ func killConnections(t *testing.T, srv *testenv.SSHServer) {
 		if err != nil {
 			continue
 		}
-		// Fields after the command name (which may hold spaces) in parentheses: state, ppid.
-		fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
-		if len(fields) > 1 {
-			if ppid, err := strconv.Atoi(fields[1]); err == nil {
-				children[ppid] = append(children[ppid], pid)
+		// pid (comm) state ppid ...; comm may hold spaces and parentheses.
+		open, end := bytes.IndexByte(stat, '('), bytes.LastIndexByte(stat, ')')
+		if open < 0 || end < open {
+			continue
+		}
+		fields := strings.Fields(string(stat[end+1:]))
+		if len(fields) < 2 {
+			continue
+		}
+		if ppid, err := strconv.Atoi(fields[1]); err == nil {
+			children[ppid] = append(children[ppid], proc{pid, bytes.HasPrefix(stat[open+1:end], []byte("sshd"))})
+		}
+	}
+	var conns []int
+	for next := []int{listener}; len(next) > 0; {
+		pid := next[0]
+		next = next[1:]
+		for _, c := range children[pid] {
+			if c.sshd {
+				conns = append(conns, c.pid)
+				next = append(next, c.pid)
 			}
 		}
 	}
-	tree := slices.Clone(children[listener])
-	for i := 0; i < len(tree); i++ {
-		tree = append(tree, children[tree[i]]...)
-	}
 	killed := 0
-	for _, pid := range tree {
+	for _, pid := range conns {
 		if syscall.Kill(pid, syscall.SIGKILL) == nil {
 			killed++
 		}
