@@ -356,20 +356,28 @@ files_ok() {
 stop_start() {
 	pids=$1 pidf=$2 ticks=$3 out=$4
 	shift 4
+	bin=$1
 	files_ok "$pidf" "$out" || exit 1
 	# The child stops the old proxy (reporting on this command's stdout and stderr, 7 and 8),
 	# says "go" and its pid on the command substitution's pipe and points its output at $out
 	# (6), which ends the pipe here, then execs nutcracker. Once it has stopped the old proxy it
 	# starts the new one even if this shell is gone (killed with its caller): SIGPIPE ignored,
-	# the "go" allowed to fail. This shell returns as the exec begins; a restart that takes
-	# the lock at that instant could miss the new proxy, which only the daemon's host lease
-	# (one operation per host) and recovery's slowness keep from happening.
+	# the "go" allowed to fail.
 	exec 7>&1 8>&2
 	r=$( (trap '' PIPE && read -r me _ </proc/self/stat && stop $pids >&7 2>&8 && { echo "go $me" 2>/dev/null || :; } &&
 		exec >&6 2>&6 6>&- 7>&- 8>&- && cd / && umask 0 && exec "$@") </dev/null 6>"$out" 9>&- &)
 	exec 7>&- 8>&-
 	set -- $r
 	[ "${1-}" = go ] || { echo "the stop of the old nutcracker did not complete" >&2; exit 3; }
+	# The lock is held until the exec is done: a restart that came next (a recovery's) and
+	# found the child still a shell would take it for none of ours and start a second proxy.
+	# A loaded host can take milliseconds over it; a failed exec ends the wait too.
+	n=0
+	while [ -e "/proc/$2" ] && ! [ "/proc/$2/exe" -ef "$bin" ] 2>/dev/null; do
+		n=$((n + 1))
+		if [ $n -gt 200 ]; then sleep 0.005; fi
+		if [ $n -gt $((200 + ticks)) ]; then break; fi
+	done
 	printf %s "$2" >"$pidf" || : # the restart's /proc scan finds nutcracker without it
 }`
 
