@@ -233,16 +233,25 @@ func (c *pidfile) check(ctx context.Context) error {
 // $1 pid file, $2 stop timeout in 5 ms ticks, $3 listen ports (decimal, space-separated),
 // $4 slots directory, $5 adopted "pid exe" or "", $6 owner "uid:gid" of the run and log
 // directories and of nutcracker when the login is root, else "", $7 $8 those directories,
-// $9 nutcracker's output file, $10 stopStartFuncs; then nutcracker's argv.
+// $9 nutcracker's output file, $10 stopStartFuncs, $11 when patchctl issued this restart
+// (Unix nanoseconds); then nutcracker's argv.
 // It says on stdout what it waited for. Exit 3: the stop failed (a process survived SIGKILL),
-// and said why; 4: a port stayed in use; 5: another restart held the lock.
+// and said why; 4: a port stayed in use; 5: another restart held the lock; 6: a restart
+// issued later has already run.
 const restartScript = `set -u
-pidf=$1 ticks=$2 ports=$3 slots=$4 adopted=$5 owner=$6 out=$9 funcs=${10}
+pidf=$1 ticks=$2 ports=$3 slots=$4 adopted=$5 owner=$6 out=$9 funcs=${10} stamp=${11}
 # One restart at a time: a patchctl killed mid-restart leaves this shell running, and the
 # recovery's restart must not race it.
 if command -v flock >/dev/null; then
 	exec 9>>"${slots%/*}/.restart.lock" && flock -w 60 9 || { echo "another restart holds ${slots%/*}/.restart.lock" >&2; exit 5; }
 fi
+# Nor undo it: the restart of a killed patchctl can be so slow to start on a loaded host
+# that the recovery's restart, issued after it, has already run; then it must do nothing.
+last=
+{ read -r last <"${slots%/*}/.restart.last"; } 2>/dev/null || :
+case $last in ''|*[!0-9]*) last=0 ;; esac
+if [ "$last" -gt "$stamp" ]; then echo "a restart issued later has already run" >&2; exit 6; fi
+printf '%s\n' "$stamp" >"${slots%/*}/.restart.last" || exit 1
 if [ ! -d "$7" ] || [ ! -d "$8" ]; then
 	if [ -n "$owner" ]; then
 		install -d -m 0755 -o "${owner%:*}" -g "${owner#*:}" -- "$7" "$8" || exit 1
@@ -250,7 +259,7 @@ if [ ! -d "$7" ] || [ ! -d "$8" ]; then
 		install -d -m 0755 -- "$7" "$8" || exit 1
 	fi
 fi
-shift 10
+shift 11
 eval "$funcs"
 ` + portHolderFunc + `
 pids=
@@ -418,12 +427,13 @@ func (c *pidfile) restart(ctx context.Context, rs restartSpec) (string, error) {
 	ticks := int(c.stopAfter / (5 * time.Millisecond))
 	argv := append([]string{"sh", "-c", restartScript, "restart", c.pidFile,
 		strconv.Itoa(ticks), strings.Join(ports, " "), path.Join(c.h.Root, "slots"), adopted, owner,
-		path.Dir(c.pidFile), path.Dir(c.logFile), c.outFile(), stopStartFuncs}, start...)
+		path.Dir(c.pidFile), path.Dir(c.logFile), c.outFile(), stopStartFuncs,
+		strconv.FormatInt(time.Now().UnixNano(), 10)}, start...)
 	res, err := c.h.Transport.Run(ctx, argv, nil)
 	waited := oneLine(string(res.Stdout))
 	if err != nil {
 		var exit *transport.ExitError
-		if errors.As(err, &exit) && (exit.Status >= 3 && exit.Status <= 5) {
+		if errors.As(err, &exit) && (exit.Status >= 3 && exit.Status <= 6) {
 			return waited, fmt.Errorf("host %s: stop nutcracker: %w", c.h.Name, err)
 		}
 		return waited, fmt.Errorf("host %s: start nutcracker: %w", c.h.Name, err)

@@ -366,3 +366,21 @@ func TestLoginAsNutcrackerUser(t *testing.T) {
 		t.Fatalf("pid file holds %q (%v), want %d", got, err, pid)
 	}
 }
+
+// A restart issued before another that has already run does nothing: the restart of a
+// SIGKILLed patchctl that reaches the host only after the recovery's restart must not stop
+// the proxy the recovery started.
+func TestStaleRestartDoesNothing(t *testing.T) {
+	e := newHost(t, startBackends(t), "")
+	r := New(openStore(t, e.Store), Options{})
+	pid := upgraded(t, e, r, e.spec())
+	later := strconv.FormatInt(time.Now().Add(time.Hour).UnixNano(), 10)
+	if err := os.WriteFile(filepath.Join(e.Root, ".restart.last"), []byte(later+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := r.Rollback(ctxT(t), e.spec(), "")
+	if err == nil || !strings.Contains(err.Error(), "a restart issued later has already run") {
+		t.Fatalf("rollback after a later restart: %v, want it refused by the restart", err)
+	}
+	samePid(t, e, pid)
+}
