@@ -371,9 +371,11 @@ stop_start() {
 	# says "go" and its pid on the command substitution's pipe and points its output at $out
 	# (6), which ends the pipe here, then execs nutcracker. Once it has stopped the old proxy it
 	# starts the new one even if this shell is gone (killed with its caller): SIGPIPE ignored,
-	# the "go" allowed to fail.
+	# its report and the "go" allowed to fail.
 	exec 7>&1 8>&2
-	r=$( (trap '' PIPE && read -r me _ </proc/self/stat && stop $pids >&7 2>&8 && { echo "go $me" 2>/dev/null || :; } &&
+	# stop exits the child when the stop fails; it returns non-zero only when its report could
+	# not be written.
+	r=$( (trap '' PIPE && read -r me _ </proc/self/stat && { stop $pids >&7 2>&8 || :; } && { echo "go $me" 2>/dev/null || :; } &&
 		exec >&6 2>&6 6>&- 7>&- 8>&- && cd / && umask 0 && exec "$@") </dev/null 6>"$out" 9>&- &)
 	exec 7>&- 8>&-
 	set -- $r
